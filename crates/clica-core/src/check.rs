@@ -29,7 +29,12 @@ pub fn cols(what: &str, a: ArrayView2<'_, f64>, cols: usize) -> Result<()> {
 }
 
 /// Fails unless `a` and `b` have the same number of rows.
-pub fn same_rows(a_name: &str, a: ArrayView2<'_, f64>, b_name: &str, b: ArrayView2<'_, f64>) -> Result<()> {
+pub fn same_rows(
+    a_name: &str,
+    a: ArrayView2<'_, f64>,
+    b_name: &str,
+    b: ArrayView2<'_, f64>,
+) -> Result<()> {
     if a.nrows() != b.nrows() {
         return Err(Error::Shape(format!(
             "{a_name} has {} rows but {b_name} has {} rows",

@@ -1,7 +1,7 @@
-use thiserror::Error;
+use thiserror::Error as ThisError;
 
 /// Errors shared by every clica crate. Algorithm crates wrap or convert into this type.
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, ThisError, Clone, PartialEq)]
 pub enum Error {
     /// A parameter is outside its valid range (e.g. κ ≤ 0, radius ≤ 0, low ≥ high).
     #[error("invalid parameter `{name}`: {reason}")]

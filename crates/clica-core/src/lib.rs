@@ -26,10 +26,10 @@
 //! assert_eq!(fp.hex().len(), 16);
 //! ```
 
+pub mod check;
 mod error;
 mod rng;
 mod traits;
-pub mod check;
 
 pub use error::{Error, Result};
 pub use rng::{chunk_rng, ClicaRng, Fingerprint, RunSeed};

@@ -148,7 +148,14 @@ mod tests {
         // Reference outputs of SplitMix64 seeded with 1234567 (Vigna's splitmix64.c).
         let mut s = 1234567u64;
         let got: Vec<u64> = (0..3).map(|_| splitmix64(&mut s)).collect();
-        assert_eq!(got, vec![6457827717110365317, 3203168211198807973, 9817491932198370423]);
+        assert_eq!(
+            got,
+            vec![
+                6457827717110365317,
+                3203168211198807973,
+                9817491932198370423
+            ]
+        );
     }
 
     #[test]
@@ -162,7 +169,10 @@ mod tests {
         let ys: Vec<u64> = (0..8).map(|_| y.random()).collect();
         assert_ne!(xs, ys);
         assert_ne!(s.child("a"), s.child("b"));
-        assert_ne!(chunk_rng(1, 0).random::<u64>(), chunk_rng(1, 1).random::<u64>());
+        assert_ne!(
+            chunk_rng(1, 0).random::<u64>(),
+            chunk_rng(1, 1).random::<u64>()
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub trait LatentPrior: Send + Sync {
     /// If `out` does not have `dim()` columns.
     fn sample_marginal(&self, rng: &mut dyn RngCore, out: ArrayViewMut2<'_, f64>);
 
-    /// Fills row i of `out` with a draw from p(z̃ | z = anchors[i]).
+    /// Fills row i of `out` with a draw from p(z̃ | z = `anchors[i]`).
     ///
     /// # Panics
     /// If `anchors` and `out` differ in shape or do not have `dim()` columns.
