@@ -1,0 +1,523 @@
+//! The `clica` command line: `sample`, `mix`, `baseline` and `eval`.
+//!
+//! Every verb validates its input before doing work and fails with one line naming the
+//! problem; results go to files (`.npy`, JSON) or to stdout as one JSON object.
+
+use crate::{io::write_atomic, npy};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use clica_core::{LatentPrior, RunSeed};
+use clica_generators::{Activation, InvertibleMlp, MlpConfig};
+use clica_priors::{Conditional, Marginal, Prior, Space};
+use ndarray::Array2;
+use serde_json::json;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// clica: when does a contrastive encoder recover the true latent factors?
+#[derive(Debug, Parser)]
+#[command(name = "clica", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample latent anchors z and positives z̃ from a prior; writes z.npy, z_tilde.npy, meta.json.
+    Sample(SampleArgs),
+    /// Push latents through the paper's invertible MLP mixing g; writes x.npy and prints its fingerprint.
+    Mix(MixArgs),
+    /// Identity baseline: scores of x = g(z) itself, over several seeds (how nonlinear the mixing is).
+    Baseline(BaselineArgs),
+    /// Score a representation ẑ against latents z: R² (in-sample, held-out) and MCC (Pearson, Spearman).
+    Eval(EvalArgs),
+}
+
+/// Latent space.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+pub enum SpaceKind {
+    /// Sphere S^{n-1} of radius `--radius`.
+    Sphere,
+    /// Box [low, high]^n.
+    Box,
+    /// R^n.
+    Unbounded,
+}
+
+/// Marginal p(z).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+pub enum MarginalKind {
+    /// Uniform on the sphere or the box (not defined on R^n).
+    Uniform,
+    /// Normal with standard deviation `--marginal-scale`.
+    Normal,
+    /// Laplace with scale `--marginal-scale`.
+    Laplace,
+    /// Generalized normal with shape `--beta` and scale `--marginal-scale`.
+    Gennorm,
+}
+
+/// Conditional p(z̃ | z).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+pub enum ConditionalKind {
+    /// von Mises–Fisher with concentration κ = `--concentration` (sphere only).
+    Vmf,
+    /// Normal with σ = `--concentration`.
+    Normal,
+    /// Laplace with scale λ = `--concentration`.
+    Laplace,
+    /// Generalized normal with shape `--beta` and scale λ = `--concentration`.
+    Gennorm,
+}
+
+/// Flags that describe a latent prior (shared by `sample` and `baseline`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PriorArgs {
+    /// Latent space.
+    #[arg(long, value_enum, default_value = "sphere")]
+    pub space: SpaceKind,
+    /// Latent dimension n.
+    #[arg(long, default_value_t = 10)]
+    pub dim: usize,
+    /// Sphere radius.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub radius: f64,
+    /// Lower bound of the box.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub low: f64,
+    /// Upper bound of the box.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub high: f64,
+    /// Marginal p(z).
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub marginal: MarginalKind,
+    /// Scale of a non-uniform marginal (σ or λ).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub marginal_scale: f64,
+    /// Conditional p(z̃ | z).
+    #[arg(long, value_enum, default_value = "vmf")]
+    pub conditional: ConditionalKind,
+    /// Concentration of the conditional: κ for vMF, σ for normal, λ for Laplace and gennorm.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub concentration: f64,
+    /// Shape β of generalized-normal laws (marginal and conditional).
+    #[arg(long, default_value_t = 3.0, allow_hyphen_values = true)]
+    pub beta: f64,
+}
+
+/// Flags that describe the mixing network g (shared by `mix` and `baseline`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MixingArgs {
+    /// Number of layers of the mixing MLP.
+    #[arg(long, default_value_t = 3)]
+    pub layers: usize,
+    /// Activation between layers: leaky_relu, relu, elu, softplus, smooth_leaky_relu.
+    #[arg(long, default_value = "leaky_relu")]
+    pub activation: String,
+    /// Size of the pool of random matrices whose condition numbers set the threshold.
+    #[arg(long, default_value_t = 25_000)]
+    pub cond_pool: usize,
+    /// Quantile of the pool's condition numbers used as threshold (0 = the minimum).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub cond_ratio: f64,
+}
+
+/// Arguments of `clica sample`.
+#[derive(Debug, clap::Args)]
+pub struct SampleArgs {
+    /// The prior.
+    #[command(flatten)]
+    pub prior: PriorArgs,
+    /// Number of samples K.
+    #[arg(long, default_value_t = 4096)]
+    pub n: usize,
+    /// Run seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `clica mix`.
+#[derive(Debug, clap::Args)]
+pub struct MixArgs {
+    /// Latents to mix (.npy, K × n, f32 or f64).
+    #[arg(long)]
+    pub z: PathBuf,
+    /// The mixing network.
+    #[command(flatten)]
+    pub mixing: MixingArgs,
+    /// Run seed (the mixing comes from its "generator" stream).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output .npy file for x = g(z).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `clica baseline`.
+#[derive(Debug, clap::Args)]
+pub struct BaselineArgs {
+    /// The prior (defaults: Table 1 row 1, uniform sphere n = 10 with vMF(κ=1)).
+    #[command(flatten)]
+    pub prior: PriorArgs,
+    /// The mixing network (defaults: the paper's 3-layer leaky-ReLU MLP).
+    #[command(flatten)]
+    pub mixing: MixingArgs,
+    /// Samples scored per seed.
+    #[arg(long, default_value_t = 4096)]
+    pub n: usize,
+    /// Number of seeds (runs use seeds `seed`, `seed+1`, …).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// First run seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder for baseline.json.
+    #[arg(long, default_value = "results/baseline")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `clica eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// True latents (.npy, K × n, f32 or f64).
+    #[arg(long)]
+    pub z: PathBuf,
+    /// Representation to score (.npy, K × m, f32 or f64).
+    #[arg(long = "z-hat")]
+    pub z_hat: PathBuf,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Parses `args` (including the program name) and runs the verb. Clap's help and version
+/// requests are returned as `Ok` after printing.
+///
+/// # Errors
+/// Bad flags, invalid parameters, unreadable or malformed inputs, failed writes.
+pub fn run<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.print()?;
+                return Ok(());
+            }
+            // One line: clap's message and the arguments it names, without usage and tips.
+            let text = e.to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("Usage:")
+                        && !l.starts_with("tip:")
+                        && !l.starts_with("For more information")
+                })
+                .collect();
+            let line = parts.join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            bail!("{line} (see --help)");
+        }
+    };
+    match cli.command {
+        Command::Sample(a) => sample(&a),
+        Command::Mix(a) => mix(&a),
+        Command::Eval(a) => eval(&a),
+        Command::Baseline(a) => baseline(&a),
+    }
+}
+
+/// Builds the prior described by `clica sample`'s flags (validated by [`Prior::new`]).
+///
+/// # Errors
+/// Invalid combinations or values, named by parameter.
+pub fn build_prior(a: &PriorArgs) -> Result<Prior> {
+    let space = match a.space {
+        SpaceKind::Sphere => Space::Sphere { radius: a.radius },
+        SpaceKind::Box => Space::Box {
+            low: a.low,
+            high: a.high,
+        },
+        SpaceKind::Unbounded => Space::Unbounded,
+    };
+    let marginal = match a.marginal {
+        MarginalKind::Uniform => Marginal::Uniform,
+        MarginalKind::Normal => Marginal::Normal {
+            sigma: a.marginal_scale,
+        },
+        MarginalKind::Laplace => Marginal::Laplace {
+            scale: a.marginal_scale,
+        },
+        MarginalKind::Gennorm => Marginal::GenNorm {
+            beta: a.beta,
+            scale: a.marginal_scale,
+        },
+    };
+    let conditional = match a.conditional {
+        ConditionalKind::Vmf => Conditional::VonMisesFisher {
+            kappa: a.concentration,
+        },
+        ConditionalKind::Normal => Conditional::Normal {
+            sigma: a.concentration,
+        },
+        ConditionalKind::Laplace => Conditional::Laplace {
+            scale: a.concentration,
+        },
+        ConditionalKind::Gennorm => Conditional::GenNorm {
+            beta: a.beta,
+            scale: a.concentration,
+        },
+    };
+    Ok(Prior::new(space, a.dim, marginal, conditional)?)
+}
+
+fn sample(args: &SampleArgs) -> Result<()> {
+    let a = &args.prior;
+    let prior = build_prior(a)?;
+    if args.n == 0 {
+        bail!("invalid parameter `n`: must be at least 1");
+    }
+    let seed = RunSeed::new(args.seed);
+    let z = prior.marginal(&mut seed.stream("prior.marginal"), args.n);
+    let z_tilde = prior.conditional(&mut seed.stream("prior.conditional"), z.view());
+    let out = &args.out;
+    create_dir(out)?;
+    npy::write_f64_2d(out.join("z.npy"), z.view())?;
+    npy::write_f64_2d(out.join("z_tilde.npy"), z_tilde.view())?;
+    let meta = json!({
+        "command": "sample",
+        "clica_version": env!("CARGO_PKG_VERSION"),
+        "seed": args.seed,
+        "streams": ["prior.marginal", "prior.conditional"],
+        "prior": prior.describe(),
+        "config": prior_json(a),
+        "n": args.n,
+        "files": {"z": "z.npy", "z_tilde": "z_tilde.npy"},
+        "shape": [args.n, a.dim],
+    });
+    write_json(&out.join("meta.json"), &meta)?;
+    eprintln!(
+        "wrote {} samples of {} to {}",
+        args.n,
+        prior.describe(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn read_checked(path: &Path) -> Result<Array2<f64>> {
+    let a = npy::read_f64_2d(path)?;
+    if a.nrows() == 0 || a.ncols() == 0 {
+        bail!("{}: array is empty (shape {:?})", path.display(), a.shape());
+    }
+    if let Some(((r, c), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        bail!(
+            "{}: non-finite value {v} at row {r}, column {c}",
+            path.display()
+        );
+    }
+    Ok(a)
+}
+
+fn prior_json(a: &PriorArgs) -> serde_json::Value {
+    json!({
+        "space": format!("{:?}", a.space).to_lowercase(),
+        "dim": a.dim, "radius": a.radius, "low": a.low, "high": a.high,
+        "marginal": format!("{:?}", a.marginal).to_lowercase(),
+        "marginal_scale": a.marginal_scale,
+        "conditional": format!("{:?}", a.conditional).to_lowercase(),
+        "concentration": a.concentration, "beta": a.beta,
+    })
+}
+
+fn mixing_json(m: &MixingArgs) -> serde_json::Value {
+    json!({
+        "layers": m.layers, "activation": m.activation,
+        "cond_pool": m.cond_pool, "cond_ratio": m.cond_ratio,
+    })
+}
+
+/// Builds the mixing network from the flags and the run seed's "generator" stream.
+///
+/// # Errors
+/// Invalid flags, named by parameter.
+pub fn build_mixing(m: &MixingArgs, dim: usize, seed: RunSeed) -> Result<InvertibleMlp> {
+    let activation: Activation = m
+        .activation
+        .parse()
+        .map_err(|e| anyhow!("invalid parameter `activation`: {e}"))?;
+    let config = MlpConfig {
+        dim,
+        layers: m.layers,
+        activation,
+        cond_pool_size: m.cond_pool,
+        cond_ratio: m.cond_ratio,
+    };
+    Ok(InvertibleMlp::build(
+        &config,
+        &mut seed.stream("generator"),
+    )?)
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))
+}
+
+fn mix(a: &MixArgs) -> Result<()> {
+    let z = read_checked(&a.z)?;
+    let g = build_mixing(&a.mixing, z.ncols(), RunSeed::new(a.seed))?;
+    let x = g.forward(z.view());
+    npy::write_f64_2d(&a.out, x.view())?;
+    let out = json!({
+        "fingerprint": g.fingerprint().hex(),
+        "seed": a.seed,
+        "mixing": mixing_json(&a.mixing),
+        "shape": [x.nrows(), x.ncols()], "out": a.out,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn eval(a: &EvalArgs) -> Result<()> {
+    let z = read_checked(&a.z)?;
+    let h = read_checked(&a.z_hat)?;
+    if z.nrows() != h.nrows() {
+        bail!(
+            "row counts differ: {} has {} rows, {} has {} rows",
+            a.z.display(),
+            z.nrows(),
+            a.z_hat.display(),
+            h.nrows()
+        );
+    }
+    let r2 = clica_eval::r2_in_sample(z.view(), h.view())?;
+    let r2_held_out = clica_eval::r2_held_out_half(z.view(), h.view())?;
+    let mut out = json!({
+        "r2": r2,
+        "r2_held_out": r2_held_out,
+        "n_samples": z.nrows(),
+        "z_dim": z.ncols(),
+        "z_hat_dim": h.ncols(),
+        "z": a.z, "z_hat": a.z_hat,
+        "held_out_protocol": "fit on the first half of the rows, score on the second half",
+    });
+    if h.ncols() >= z.ncols() {
+        let p = clica_eval::mcc(z.view(), h.view(), clica_eval::Correlation::Pearson)?;
+        let s = clica_eval::mcc(z.view(), h.view(), clica_eval::Correlation::Spearman)?;
+        out["mcc_pearson"] = json!(p.score);
+        out["mcc_spearman"] = json!(s.score);
+        out["assignment"] = json!(p.assignment);
+        out["assignment_spearman"] = json!(s.assignment);
+    } else {
+        eprintln!(
+            "note: MCC needs z_hat to have at least as many columns as z ({} < {}); reporting null",
+            h.ncols(),
+            z.ncols()
+        );
+        out["mcc_pearson"] = serde_json::Value::Null;
+        out["mcc_spearman"] = serde_json::Value::Null;
+        out["assignment"] = serde_json::Value::Null;
+    }
+    if let Some(path) = &a.out {
+        write_json(path, &out)?;
+    }
+    println!("{out}");
+    Ok(())
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn baseline(a: &BaselineArgs) -> Result<()> {
+    let prior = build_prior(&a.prior)?;
+    if a.n < 4 {
+        bail!("invalid parameter `n`: at least 4 samples are needed to score");
+    }
+    if a.seeds == 0 {
+        bail!("invalid parameter `seeds`: must be at least 1");
+    }
+    let mut runs = Vec::new();
+    let mut cols: [Vec<f64>; 4] = Default::default();
+    for seed in a.seed..a.seed + a.seeds {
+        let run_seed = RunSeed::new(seed);
+        let g = build_mixing(&a.mixing, a.prior.dim, run_seed)?;
+        let z = prior.marginal(&mut run_seed.stream("eval"), a.n);
+        let x = g.forward(z.view());
+        let s = clica_eval::identity_baseline(z.view(), x.view())?;
+        eprintln!(
+            "seed {seed}: generator {}  r2 {:.4}  r2_held_out {:.4}  mcc_pearson {:.4}  mcc_spearman {:.4}",
+            g.fingerprint().hex(),
+            s.r2,
+            s.r2_held_out,
+            s.mcc_pearson,
+            s.mcc_spearman
+        );
+        for (c, v) in cols
+            .iter_mut()
+            .zip([s.r2, s.r2_held_out, s.mcc_pearson, s.mcc_spearman])
+        {
+            c.push(v);
+        }
+        runs.push(
+            json!({"seed": seed, "generator_fingerprint": g.fingerprint().hex(), "scores": s}),
+        );
+    }
+    let mut summary = serde_json::Map::new();
+    for (name, c) in ["r2", "r2_held_out", "mcc_pearson", "mcc_spearman"]
+        .iter()
+        .zip(&cols)
+    {
+        let (m, sd) = mean_std(c);
+        summary.insert((*name).to_string(), json!({"mean": m, "std": sd}));
+    }
+    let out = json!({
+        "command": "baseline",
+        "clica_version": env!("CARGO_PKG_VERSION"),
+        "prior": prior.describe(),
+        "config": prior_json(&a.prior),
+        "mixing": mixing_json(&a.mixing),
+        "n": a.n,
+        "seeds": (a.seed..a.seed + a.seeds).collect::<Vec<_>>(),
+        "streams": {"generator": "generator", "latents": "eval"},
+        "runs": runs,
+        "summary": summary,
+    });
+    create_dir(&a.out)?;
+    let path = a.out.join("baseline.json");
+    write_json(&path, &out)?;
+    eprintln!("wrote {}", path.display());
+    println!("{}", serde_json::Value::Object(summary));
+    Ok(())
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
