@@ -1,1 +1,161 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner. No numerics here: it shells out to cargo.
+//!
+//! * `cargo xtask ci` — what CI runs: format check, clippy with warnings as errors, the
+//!   dependency-layering check, rustdoc with warnings as errors, then the whole test suite in
+//!   release, ending with one summary line `tests: N passed, N failed, N skipped`.
+//! * `cargo xtask layering` — only the dependency-layering check.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+
+/// Crates that must build without the autodiff stack, and without each other.
+const DATA_CRATES: &[&str] = &[
+    "clica-core",
+    "clica-priors",
+    "clica-generators",
+    "clica-eval",
+];
+const FORBIDDEN_FOR_DATA: &[&str] = &["dfdx"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("layering") => layering(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|layering>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn step(title: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("\n==> {title}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{title}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{title} failed ({status})"))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo clippy -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    layering()?;
+    step(
+        "cargo doc (warnings are errors)",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    tests()
+}
+
+/// `cargo tree -e normal -p A -i B` succeeds exactly when A depends on B (normal edges).
+fn depends_on(krate: &str, dep: &str) -> bool {
+    cargo()
+        .args(["tree", "-q", "-e", "normal", "-p", krate, "-i", dep])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn layering() -> Result<(), String> {
+    eprintln!("\n==> dependency layering");
+    // The check must be able to fail: first make sure the crates and the tool are there.
+    if !depends_on("clica", "clica-core") {
+        return Err(
+            "layering check is broken: `cargo tree` does not see clica -> clica-core".into(),
+        );
+    }
+    let mut bad = Vec::new();
+    for &krate in DATA_CRATES {
+        for &dep in FORBIDDEN_FOR_DATA {
+            if depends_on(krate, dep) {
+                bad.push(format!("{krate} depends on {dep} (the data and scoring crates must build without autodiff)"));
+            }
+        }
+        for &other in DATA_CRATES {
+            if other != krate && other != "clica-core" && depends_on(krate, other) {
+                bad.push(format!(
+                    "{krate} depends on {other} (algorithm crates depend only on clica-core)"
+                ));
+            }
+        }
+    }
+    if bad.is_empty() {
+        eprintln!(
+            "layering ok: {} checked against {:?} and each other",
+            DATA_CRATES.join(", "),
+            FORBIDDEN_FOR_DATA
+        );
+        Ok(())
+    } else {
+        Err(bad.join("\n"))
+    }
+}
+
+/// Runs the workspace tests in release, echoing output, and ends with one summary line.
+fn tests() -> Result<(), String> {
+    eprintln!("\n==> cargo test --workspace --release");
+    let mut child = cargo()
+        .args(["test", "--workspace", "--release", "--no-fail-fast"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start cargo test: {e}"))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = child.stdout.take().ok_or("no stdout from cargo test")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut it = part.split_whitespace().rev();
+                let (word, num) = (it.next(), it.next());
+                let n: u64 = num.and_then(|n| n.parse().ok()).unwrap_or(0);
+                match word {
+                    Some("passed") => passed += n,
+                    Some("failed") => failed += n,
+                    Some("ignored") => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() && failed == 0 && passed > 0 {
+        Ok(())
+    } else {
+        Err(format!("tests failed ({status})"))
+    }
+}
