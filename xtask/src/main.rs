@@ -14,6 +14,7 @@ const DATA_CRATES: &[&str] = &[
     "clica-priors",
     "clica-generators",
     "clica-eval",
+    "clica-objectives",
 ];
 const FORBIDDEN_FOR_DATA: &[&str] = &["dfdx"];
 

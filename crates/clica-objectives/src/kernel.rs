@@ -1,0 +1,629 @@
+//! The fused pairwise engine shared by every contrastive loss.
+//!
+//! A batch h (B×d) is packed twice: row-major (`rows`) and transposed with the batch axis
+//! padded to a multiple of [`LANES`] (`cols`, d×bp). The logits of row i against every
+//! anchor j, `s_ij = κ·Σ_l term(h_il, h_jl)`, are computed into a length-bp buffer with the
+//! j axis innermost and contiguous, in fixed-width lane accumulators that the compiler
+//! vectorises (no B×B×d tensor, no B×B matrix). Padded columns get logit −∞, so every later
+//! loop runs over whole lanes and the padding contributes exact zeros.
+//!
+//! Two passes over row blocks: pass 1 computes each row's logsumexp (max, then a sum of
+//! exponentials); pass 2 recomputes the row's logits, turns them into the symmetric
+//! coefficients ∂loss/∂s_kj + ∂loss/∂s_jk (two exponentials per pair) and accumulates
+//! `Σ_j c_kj·∂s_kj/∂h_k` — every gradient row is owned by one task, nothing is scattered.
+//!
+//! Rows are processed in fixed blocks of [`BLOCK_ROWS`] by rayon; each row's outputs depend
+//! only on that row's own arithmetic, and batch sums are taken sequentially afterwards, so
+//! results are bit-identical for every thread count. On x86-64 with AVX2 the block functions
+//! run an AVX2 build of the same code (see `multiversion!`), also bit-identical. Memory is
+//! O(B·d) plus a length-bp buffer per block in flight.
+
+use crate::Real;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use std::marker::PhantomData;
+
+/// Width of the lane accumulators (and of the padding of the batch axis).
+pub(crate) const LANES: usize = 32;
+const _: () = assert!(LANES == 32, "sum_lanes is written for 32 lanes");
+/// Rows per rayon task.
+pub(crate) const BLOCK_ROWS: usize = 16;
+
+/// A symmetric pairwise term, summed over coordinates to give a logit.
+pub(crate) trait Term<F: Real>: Send + Sync {
+    /// The per-coordinate term t(x, y) = t(y, x).
+    fn term(x: F, y: F) -> F;
+    /// ∂t(x, y)/∂x.
+    fn dterm(x: F, y: F) -> F;
+}
+
+/// t(x, y) = x·y (similarity of the sphere loss).
+pub(crate) struct Dot<F>(PhantomData<F>);
+/// t(x, y) = |x − y|.
+pub(crate) struct L1<F>(PhantomData<F>);
+/// t(x, y) = (x − y)².
+pub(crate) struct L2<F>(PhantomData<F>);
+/// t(x, y) = |x − y|³.
+pub(crate) struct L3<F>(PhantomData<F>);
+
+impl<F: Real> Term<F> for Dot<F> {
+    #[inline(always)]
+    fn term(x: F, y: F) -> F {
+        x * y
+    }
+    #[inline(always)]
+    fn dterm(_x: F, y: F) -> F {
+        y
+    }
+}
+
+impl<F: Real> Term<F> for L1<F> {
+    #[inline(always)]
+    fn term(x: F, y: F) -> F {
+        (x - y).abs()
+    }
+    #[inline(always)]
+    fn dterm(x: F, y: F) -> F {
+        // sign(x − y), with the subgradient 0 at a tie (as PyTorch's `abs`).
+        let z = x - y;
+        let pos = if z > F::zero() { F::one() } else { F::zero() };
+        let neg = if z < F::zero() { F::one() } else { F::zero() };
+        pos - neg
+    }
+}
+
+impl<F: Real> Term<F> for L2<F> {
+    #[inline(always)]
+    fn term(x: F, y: F) -> F {
+        let z = x - y;
+        z * z
+    }
+    #[inline(always)]
+    fn dterm(x: F, y: F) -> F {
+        let z = x - y;
+        z + z
+    }
+}
+
+impl<F: Real> Term<F> for L3<F> {
+    #[inline(always)]
+    fn term(x: F, y: F) -> F {
+        let z = x - y;
+        z * z * z.abs()
+    }
+    #[inline(always)]
+    fn dterm(x: F, y: F) -> F {
+        let z = x - y;
+        F::from_f64(3.0) * z * z.abs()
+    }
+}
+
+/// A batch packed for the kernels.
+pub(crate) struct Packed<F> {
+    /// Batch size B.
+    pub b: usize,
+    /// Dimension d.
+    pub d: usize,
+    /// B rounded up to a multiple of [`LANES`].
+    pub bp: usize,
+    /// h, row-major B×d.
+    pub rows: Vec<F>,
+    /// hᵀ, row-major d×bp, zero padded.
+    pub cols: Vec<F>,
+}
+
+impl<F: Real> Packed<F> {
+    pub(crate) fn new(h: ArrayView2<'_, F>) -> Self {
+        let (b, d) = h.dim();
+        let bp = b.div_ceil(LANES) * LANES;
+        let mut rows = Vec::with_capacity(b * d);
+        let mut cols = vec![F::zero(); d * bp];
+        for (i, row) in h.outer_iter().enumerate() {
+            for (l, &v) in row.iter().enumerate() {
+                rows.push(v);
+                cols[l * bp + i] = v;
+            }
+        }
+        Packed {
+            b,
+            d,
+            bp,
+            rows,
+            cols,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn row(&self, i: usize) -> &[F] {
+        &self.rows[i * self.d..(i + 1) * self.d]
+    }
+}
+
+/// Row-major contiguous copy of a view.
+pub(crate) fn to_rows<F: Real>(a: ArrayView2<'_, F>) -> Vec<F> {
+    a.iter().copied().collect()
+}
+
+/// Writes a row-major B×d buffer into a view of that shape.
+pub(crate) fn write_rows<F: Real>(src: &[F], mut dst: ArrayViewMut2<'_, F>) {
+    let (b, d) = dst.dim();
+    let src = ArrayView2::from_shape((b, d), src).expect("buffer matches the view's shape");
+    dst.assign(&src);
+}
+
+/// `out[j] = κ·Σ_l term(hi[l], h_jl)` for j < B, −∞ for the padding.
+#[inline(always)]
+fn logits_row<F: Real, K: Term<F>>(kappa: F, hi: &[F], p: &Packed<F>, out: &mut [F]) {
+    let bp = p.bp;
+    debug_assert_eq!(out.len(), bp);
+    for (jc, o) in out.chunks_exact_mut(LANES).enumerate() {
+        let base = jc * LANES;
+        let mut acc = [F::zero(); LANES];
+        for (l, &x) in hi.iter().enumerate() {
+            let start = l * bp + base;
+            let col: &[F; LANES] = p.cols[start..start + LANES]
+                .try_into()
+                .expect("LANES-wide slice");
+            for (a, &y) in acc.iter_mut().zip(col) {
+                *a = *a + K::term(x, y);
+            }
+        }
+        for (o, &a) in o.iter_mut().zip(&acc) {
+            *o = kappa * a;
+        }
+    }
+    for o in &mut out[p.b..] {
+        *o = F::neg_infinity();
+    }
+}
+
+/// Max over a buffer whose length is a multiple of [`LANES`] (NaNs are skipped here; they
+/// reach the result through the sum of exponentials).
+#[inline(always)]
+fn max_lanes<F: Real>(s: &[F]) -> F {
+    let mut acc = [F::neg_infinity(); LANES];
+    for ch in s.chunks_exact(LANES) {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter()
+        .fold(F::neg_infinity(), |m, &v| if v > m { v } else { m })
+}
+
+/// Σ_j exp(s_j − m) over a buffer whose length is a multiple of [`LANES`].
+#[inline(always)]
+fn sum_exp_lanes<F: Real>(s: &[F], m: F) -> F {
+    let mut acc = [F::zero(); LANES];
+    for ch in s.chunks_exact(LANES) {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a = *a + F::fast_exp(v - m);
+        }
+    }
+    sum_lanes(&acc)
+}
+
+#[inline(always)]
+fn sum_lanes<F: Real>(acc: &[F; LANES]) -> F {
+    // Pairwise tree in a fixed order. (Written with a literal list of widths: a `while` loop
+    // here leads LLVM to split the callers' accumulator loops into 128-bit pieces.)
+    let mut v = *acc;
+    for w in [16, 8, 4, 2, 1] {
+        for t in 0..w {
+            v[t] = v[t] + v[t + w];
+        }
+    }
+    v[0]
+}
+
+/// `g[l] = κ·Σ_j c_j·dterm(hk[l], h_jl)` over the padded batch (c is 0 on the padding).
+/// `lanes` is scratch of d·LANES: the lane accumulators are stored there and reduced in a
+/// separate loop, which keeps LLVM's SLP vectoriser from splitting the main loop into
+/// 128-bit pieces (it does for the dot-product term otherwise).
+#[inline(always)]
+fn grad_row<F: Real, K: Term<F>>(
+    kappa: F,
+    hk: &[F],
+    p: &Packed<F>,
+    c: &[F],
+    lanes: &mut [F],
+    g: &mut [F],
+) {
+    let bp = p.bp;
+    for (l, (&x, buf)) in hk.iter().zip(lanes.chunks_exact_mut(LANES)).enumerate() {
+        let col = &p.cols[l * bp..(l + 1) * bp];
+        let mut acc = [F::zero(); LANES];
+        for (cc, hh) in c.chunks_exact(LANES).zip(col.chunks_exact(LANES)) {
+            for ((a, &cj), &y) in acc.iter_mut().zip(cc).zip(hh) {
+                *a = *a + cj * K::dterm(x, y);
+            }
+        }
+        buf.copy_from_slice(&acc);
+    }
+    for (gl, buf) in g.iter_mut().zip(lanes.chunks_exact(LANES)) {
+        *gl = kappa * sum_lanes(buf.try_into().expect("LANES-wide"));
+    }
+}
+
+/// Whether the kernels run their AVX2 versions.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn use_avx2() -> bool {
+    #[cfg(test)]
+    if tests::FORCE_PORTABLE.load(std::sync::atomic::Ordering::SeqCst) {
+        return false;
+    }
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// Generates a dispatcher `$name` that runs the `#[inline(always)]` body `$body` compiled
+/// with AVX2 when the CPU has it (x86-64) and as portable code otherwise. Only AVX2 is
+/// enabled, not FMA, so both versions perform the same IEEE operations in the same order and
+/// give bit-identical results.
+macro_rules! multiversion {
+    ($name:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        fn $name<F: Real, K: Term<F>>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if use_avx2() {
+                // SAFETY: the CPU supports AVX2, the only feature `$avx2` enables.
+                return unsafe { $avx2::<F, K>($($arg),*) };
+            }
+            #[cfg(test)]
+            tests::PORTABLE_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+            $body::<F, K>($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2<F: Real, K: Term<F>>($($arg: $ty),*) {
+            $body::<F, K>($($arg),*)
+        }
+    };
+}
+
+/// The InfoNCE family: per row, logits s_ij = κ·Σ_l term(h_il, h_jl) against every anchor
+/// (optionally without j = i) and a positive logit q_i = κ·Σ_l term(h_il, h̃_il);
+/// loss_i = −q_i + L_i − offset with L_i the logsumexp of the negatives' logits and, when
+/// `include_pos`, of q_i.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InfoNceSpec<F> {
+    pub kappa: F,
+    pub exclude_self: bool,
+    pub include_pos: bool,
+    pub offset: F,
+}
+
+/// Everything a row block of the InfoNCE passes reads.
+struct InfoNceCtx<'a, F> {
+    spec: InfoNceSpec<F>,
+    p: &'a Packed<F>,
+    /// h̃, row-major B×d.
+    ht: &'a [F],
+    /// Positive logits q_i.
+    q: &'a [F],
+    /// Row logsumexps L_i, zero padded to bp (pass 2 only).
+    lse: &'a [F],
+}
+
+/// Pass 1 on rows `first..first + out.len()`: their logsumexps L_i.
+#[inline(always)]
+fn infonce_pass1_body<F: Real, K: Term<F>>(cx: &InfoNceCtx<'_, F>, first: usize, out: &mut [F]) {
+    let (p, spec) = (cx.p, cx.spec);
+    let mut s = vec![F::zero(); p.bp];
+    for (r, li) in out.iter_mut().enumerate() {
+        let i = first + r;
+        logits_row::<F, K>(spec.kappa, p.row(i), p, &mut s);
+        if spec.exclude_self {
+            s[i] = F::neg_infinity();
+        }
+        let q = cx.q[i];
+        let mut m = max_lanes(&s);
+        if spec.include_pos && q > m {
+            m = q;
+        }
+        let mut sum = sum_exp_lanes(&s, m);
+        if spec.include_pos {
+            sum = sum + F::fast_exp(q - m);
+        }
+        *li = m + sum.ln();
+    }
+}
+
+/// Pass 2 on rows `first..`: the gradient rows with respect to h (`gh`) and h̃ (`gt`).
+#[inline(always)]
+fn infonce_pass2_body<F: Real, K: Term<F>>(
+    cx: &InfoNceCtx<'_, F>,
+    first: usize,
+    gh: &mut [F],
+    gt: &mut [F],
+) {
+    let (p, spec) = (cx.p, cx.spec);
+    let (b, d) = (p.b, p.d);
+    let kappa = spec.kappa;
+    let inv_b = F::one() / F::from_f64(b as f64);
+    let mut s = vec![F::zero(); p.bp];
+    let mut lanes = vec![F::zero(); d * LANES];
+    for (r, (g, gtil)) in gh
+        .chunks_exact_mut(d)
+        .zip(gt.chunks_exact_mut(d))
+        .enumerate()
+    {
+        let k = first + r;
+        let hk = p.row(k);
+        let lk = cx.lse[k];
+        logits_row::<F, K>(kappa, hk, p, &mut s);
+        if spec.exclude_self {
+            s[k] = F::neg_infinity();
+        }
+        // c_kj = ∂(B·loss)/∂s_kj + ∂(B·loss)/∂s_jk = softmax_k(j) + softmax_j(k) (s symmetric).
+        for (sj, &lj) in s.iter_mut().zip(cx.lse) {
+            *sj = F::fast_exp(*sj - lk) + F::fast_exp(*sj - lj);
+        }
+        grad_row::<F, K>(kappa, hk, p, &s, &mut lanes, g);
+        let pi = if spec.include_pos {
+            F::fast_exp(cx.q[k] - lk)
+        } else {
+            F::zero()
+        };
+        let a = (pi - F::one()) * kappa;
+        let htk = &cx.ht[k * d..(k + 1) * d];
+        for ((gl, gtl), (&x, &y)) in g.iter_mut().zip(gtil.iter_mut()).zip(hk.iter().zip(htk)) {
+            *gl = (*gl + a * K::dterm(x, y)) * inv_b;
+            *gtl = a * K::dterm(y, x) * inv_b;
+        }
+    }
+}
+
+multiversion!(infonce_pass1, infonce_pass1_avx2, infonce_pass1_body,
+    (cx: &InfoNceCtx<'_, F>, first: usize, out: &mut [F]));
+multiversion!(infonce_pass2, infonce_pass2_avx2, infonce_pass2_body,
+    (cx: &InfoNceCtx<'_, F>, first: usize, gh: &mut [F], gt: &mut [F]));
+
+/// Loss (mean over rows), and when `grads` is given, writes its gradients with respect to h
+/// and h̃ into them. Shapes are checked by the caller.
+pub(crate) fn infonce<F: Real, K: Term<F>>(
+    spec: InfoNceSpec<F>,
+    h: ArrayView2<'_, F>,
+    h_tilde: ArrayView2<'_, F>,
+    grads: Option<(ArrayViewMut2<'_, F>, ArrayViewMut2<'_, F>)>,
+) -> F {
+    let p = Packed::new(h);
+    let (b, d, bp) = (p.b, p.d, p.bp);
+    let ht = to_rows(h_tilde);
+
+    // Positive logits (row-local, cheap).
+    let q: Vec<F> = (0..b)
+        .map(|i| {
+            let acc = p
+                .row(i)
+                .iter()
+                .zip(&ht[i * d..(i + 1) * d])
+                .fold(F::zero(), |a, (&x, &y)| a + K::term(x, y));
+            spec.kappa * acc
+        })
+        .collect();
+
+    // Pass 1: the row logsumexps L_i (zero padded up to bp).
+    let mut lse = vec![F::zero(); bp];
+    {
+        let cx = InfoNceCtx {
+            spec,
+            p: &p,
+            ht: &ht,
+            q: &q,
+            lse: &[],
+        };
+        lse[..b]
+            .par_chunks_mut(BLOCK_ROWS)
+            .enumerate()
+            .for_each(|(blk, out)| infonce_pass1::<F, K>(&cx, blk * BLOCK_ROWS, out));
+    }
+
+    let total: f64 = (0..b)
+        .map(|i| (lse[i] - q[i] - spec.offset).to_f64_lossless())
+        .sum();
+    let loss = F::from_f64(total / b as f64);
+
+    let Some((grad_h, grad_h_tilde)) = grads else {
+        return loss;
+    };
+
+    // Pass 2: recompute the logits, weight them by both rows' softmaxes and accumulate.
+    let mut gh = vec![F::zero(); b * d];
+    let mut gt = vec![F::zero(); b * d];
+    if d > 0 {
+        let cx = InfoNceCtx {
+            spec,
+            p: &p,
+            ht: &ht,
+            q: &q,
+            lse: &lse,
+        };
+        gh.par_chunks_mut(BLOCK_ROWS * d)
+            .zip(gt.par_chunks_mut(BLOCK_ROWS * d))
+            .enumerate()
+            .for_each(|(blk, (gh_blk, gt_blk))| {
+                infonce_pass2::<F, K>(&cx, blk * BLOCK_ROWS, gh_blk, gt_blk)
+            });
+    }
+    write_rows(&gh, grad_h);
+    write_rows(&gt, grad_h_tilde);
+    loss
+}
+
+/// Pass 1 of the uniformity on rows `first..`: each row's max logit over j ≠ i and its sum of
+/// exponentials relative to that max.
+#[inline(always)]
+fn uniform_pass1_body<F: Real, K: Term<F>>(
+    kappa: F,
+    p: &Packed<F>,
+    first: usize,
+    out: &mut [(F, F)],
+) {
+    let mut s = vec![F::zero(); p.bp];
+    for (r, st) in out.iter_mut().enumerate() {
+        let i = first + r;
+        logits_row::<F, K>(kappa, p.row(i), p, &mut s);
+        s[i] = F::neg_infinity();
+        let m = max_lanes(&s);
+        *st = (m, sum_exp_lanes(&s, m));
+    }
+}
+
+/// Pass 2 of the uniformity on rows `first..`: `weight·∂U/∂h_k` into `gh`.
+#[inline(always)]
+fn uniform_pass2_body<F: Real, K: Term<F>>(
+    kappa: F,
+    p: &Packed<F>,
+    glse_weight: (F, F),
+    first: usize,
+    gh: &mut [F],
+) {
+    let (glse, weight) = glse_weight;
+    let two = F::from_f64(2.0);
+    let mut s = vec![F::zero(); p.bp];
+    let mut lanes = vec![F::zero(); p.d * LANES];
+    for (r, g) in gh.chunks_exact_mut(p.d).enumerate() {
+        let k = first + r;
+        let hk = p.row(k);
+        logits_row::<F, K>(kappa, hk, p, &mut s);
+        s[k] = F::neg_infinity();
+        // ∂U/∂s_kj + ∂U/∂s_jk = 2·exp(s_kj − LSE).
+        for sj in s.iter_mut() {
+            *sj = two * F::fast_exp(*sj - glse);
+        }
+        grad_row::<F, K>(kappa, hk, p, &s, &mut lanes, g);
+        for gl in g.iter_mut() {
+            *gl = *gl * weight;
+        }
+    }
+}
+
+multiversion!(uniform_pass1, uniform_pass1_avx2, uniform_pass1_body,
+    (kappa: F, p: &Packed<F>, first: usize, out: &mut [(F, F)]));
+multiversion!(uniform_pass2, uniform_pass2_avx2, uniform_pass2_body,
+    (kappa: F, p: &Packed<F>, glse_weight: (F, F), first: usize, gh: &mut [F]));
+
+/// Wang & Isola's uniformity on one view: U = log mean_{i≠j} exp(−t·‖h_i − h_j‖²).
+/// When `grad` is given, writes `weight·∂U/∂h` into it. Needs B ≥ 2 (checked by the caller).
+pub(crate) fn uniformity<F: Real>(
+    t: F,
+    h: ArrayView2<'_, F>,
+    grad: Option<(ArrayViewMut2<'_, F>, F)>,
+) -> F {
+    let p = Packed::new(h);
+    let (b, d) = (p.b, p.d);
+    let kappa = -t;
+
+    let mut stats = vec![(F::zero(), F::zero()); b];
+    stats
+        .par_chunks_mut(BLOCK_ROWS)
+        .enumerate()
+        .for_each(|(blk, out)| uniform_pass1::<F, L2<F>>(kappa, &p, blk * BLOCK_ROWS, out));
+    // Global logsumexp over all ordered pairs i ≠ j, combined sequentially.
+    let gmax = stats
+        .iter()
+        .fold(F::neg_infinity(), |a, &(m, _)| if m > a { m } else { a });
+    let gsum = stats
+        .iter()
+        .fold(F::zero(), |a, &(m, s)| a + s * (m - gmax).exp());
+    let glse = gmax + gsum.ln();
+    let pairs = (b as f64) * (b as f64 - 1.0);
+    let u = F::from_f64(glse.to_f64_lossless() - pairs.ln());
+
+    let Some((grad, weight)) = grad else {
+        return u;
+    };
+    let mut gh = vec![F::zero(); b * d];
+    if d > 0 {
+        gh.par_chunks_mut(BLOCK_ROWS * d)
+            .enumerate()
+            .for_each(|(blk, gh_blk)| {
+                uniform_pass2::<F, L2<F>>(kappa, &p, (glse, weight), blk * BLOCK_ROWS, gh_blk)
+            });
+    }
+    write_rows(&gh, grad);
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Makes the dispatchers take the portable versions.
+    pub(super) static FORCE_PORTABLE: AtomicBool = AtomicBool::new(false);
+    /// Set whenever a dispatcher takes the portable version.
+    pub(super) static PORTABLE_RAN: AtomicBool = AtomicBool::new(false);
+
+    fn input<F: Real>(b: usize, d: usize, phase: f64) -> Array2<F> {
+        Array2::from_shape_fn((b, d), |(i, k)| {
+            F::from_f64(((i * d + k) as f64 * 0.7548 + phase).sin() * 1.3)
+        })
+    }
+
+    /// Every kernel with gradients, as raw bits.
+    fn all_bits<F: Real>() -> Vec<u64> {
+        let (b, d) = (45, 5);
+        let (h, ht) = (input::<F>(b, d, 0.0), input::<F>(b, d, 0.3));
+        let mut out = Vec::new();
+        let mut push = |v: F, g: &Array2<F>, gt: &Array2<F>| {
+            out.push(v.to_f64_lossless().to_bits());
+            out.extend(g.iter().chain(gt).map(|x| x.to_f64_lossless().to_bits()));
+        };
+        for (exclude_self, include_pos) in
+            [(false, true), (true, true), (false, false), (true, false)]
+        {
+            let spec = InfoNceSpec {
+                kappa: F::from_f64(-0.8),
+                exclude_self,
+                include_pos,
+                offset: F::from_f64(0.1),
+            };
+            macro_rules! run {
+                ($k:ty) => {{
+                    let (mut g, mut gt) = (Array2::zeros((b, d)), Array2::zeros((b, d)));
+                    let v = infonce::<F, $k>(
+                        spec,
+                        h.view(),
+                        ht.view(),
+                        Some((g.view_mut(), gt.view_mut())),
+                    );
+                    push(v, &g, &gt);
+                }};
+            }
+            run!(Dot<F>);
+            run!(L1<F>);
+            run!(L2<F>);
+            run!(L3<F>);
+        }
+        let mut g = Array2::zeros((b, d));
+        let v = uniformity(
+            F::from_f64(2.0),
+            h.view(),
+            Some((g.view_mut(), F::from_f64(0.5))),
+        );
+        push(v, &g, &g);
+        out
+    }
+
+    #[test]
+    fn simd_and_portable_versions_are_bit_identical() {
+        let fast = (all_bits::<f32>(), all_bits::<f64>());
+        FORCE_PORTABLE.store(true, Ordering::SeqCst);
+        PORTABLE_RAN.store(false, Ordering::SeqCst);
+        let portable = (all_bits::<f32>(), all_bits::<f64>());
+        FORCE_PORTABLE.store(false, Ordering::SeqCst);
+        assert!(PORTABLE_RAN.load(Ordering::SeqCst));
+        assert_eq!(fast.0.len(), portable.0.len());
+        assert!(
+            fast.0 == portable.0,
+            "f32 results differ between the AVX2 and portable code"
+        );
+        assert!(
+            fast.1 == portable.1,
+            "f64 results differ between the AVX2 and portable code"
+        );
+    }
+}
