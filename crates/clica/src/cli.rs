@@ -3,12 +3,12 @@
 //! Every verb validates its input before doing work and fails with one line naming the
 //! problem; results go to files (`.npy`, JSON) or to stdout as one JSON object.
 
+use crate::config::{DataConfig, MixingConfig, TrainConfig};
 use crate::{io::write_atomic, npy};
-use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
 use clica_core::{LatentPrior, RunSeed};
-use clica_generators::{Activation, InvertibleMlp, MlpConfig};
-use clica_priors::{Conditional, Marginal, Prior, Space};
+use clica_generators::InvertibleMlp;
 use ndarray::Array2;
 use serde_json::json;
 use std::ffi::OsString;
@@ -30,99 +30,12 @@ pub enum Command {
     Sample(SampleArgs),
     /// Push latents through the paper's invertible MLP mixing g; writes x.npy and prints its fingerprint.
     Mix(MixArgs),
+    /// Train a contrastive encoder on a data-generating process; writes config.toml, metrics.jsonl, summary.json, encoder.safetensors.
+    Train(TrainArgs),
     /// Identity baseline: scores of x = g(z) itself, over several seeds (how nonlinear the mixing is).
     Baseline(BaselineArgs),
     /// Score a representation ẑ against latents z: R² (in-sample, held-out) and MCC (Pearson, Spearman).
     Eval(EvalArgs),
-}
-
-/// Latent space.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
-pub enum SpaceKind {
-    /// Sphere S^{n-1} of radius `--radius`.
-    Sphere,
-    /// Box [low, high]^n.
-    Box,
-    /// R^n.
-    Unbounded,
-}
-
-/// Marginal p(z).
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
-pub enum MarginalKind {
-    /// Uniform on the sphere or the box (not defined on R^n).
-    Uniform,
-    /// Normal with standard deviation `--marginal-scale`.
-    Normal,
-    /// Laplace with scale `--marginal-scale`.
-    Laplace,
-    /// Generalized normal with shape `--beta` and scale `--marginal-scale`.
-    Gennorm,
-}
-
-/// Conditional p(z̃ | z).
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
-pub enum ConditionalKind {
-    /// von Mises–Fisher with concentration κ = `--concentration` (sphere only).
-    Vmf,
-    /// Normal with σ = `--concentration`.
-    Normal,
-    /// Laplace with scale λ = `--concentration`.
-    Laplace,
-    /// Generalized normal with shape `--beta` and scale λ = `--concentration`.
-    Gennorm,
-}
-
-/// Flags that describe a latent prior (shared by `sample` and `baseline`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct PriorArgs {
-    /// Latent space.
-    #[arg(long, value_enum, default_value = "sphere")]
-    pub space: SpaceKind,
-    /// Latent dimension n.
-    #[arg(long, default_value_t = 10)]
-    pub dim: usize,
-    /// Sphere radius.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub radius: f64,
-    /// Lower bound of the box.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub low: f64,
-    /// Upper bound of the box.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub high: f64,
-    /// Marginal p(z).
-    #[arg(long, value_enum, default_value = "uniform")]
-    pub marginal: MarginalKind,
-    /// Scale of a non-uniform marginal (σ or λ).
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub marginal_scale: f64,
-    /// Conditional p(z̃ | z).
-    #[arg(long, value_enum, default_value = "vmf")]
-    pub conditional: ConditionalKind,
-    /// Concentration of the conditional: κ for vMF, σ for normal, λ for Laplace and gennorm.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub concentration: f64,
-    /// Shape β of generalized-normal laws (marginal and conditional).
-    #[arg(long, default_value_t = 3.0, allow_hyphen_values = true)]
-    pub beta: f64,
-}
-
-/// Flags that describe the mixing network g (shared by `mix` and `baseline`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct MixingArgs {
-    /// Number of layers of the mixing MLP.
-    #[arg(long, default_value_t = 3)]
-    pub layers: usize,
-    /// Activation between layers: leaky_relu, relu, elu, softplus, smooth_leaky_relu.
-    #[arg(long, default_value = "leaky_relu")]
-    pub activation: String,
-    /// Size of the pool of random matrices whose condition numbers set the threshold.
-    #[arg(long, default_value_t = 25_000)]
-    pub cond_pool: usize,
-    /// Quantile of the pool's condition numbers used as threshold (0 = the minimum).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub cond_ratio: f64,
 }
 
 /// Arguments of `clica sample`.
@@ -130,7 +43,7 @@ pub struct MixingArgs {
 pub struct SampleArgs {
     /// The prior.
     #[command(flatten)]
-    pub prior: PriorArgs,
+    pub prior: DataConfig,
     /// Number of samples K.
     #[arg(long, default_value_t = 4096)]
     pub n: usize,
@@ -150,7 +63,7 @@ pub struct MixArgs {
     pub z: PathBuf,
     /// The mixing network.
     #[command(flatten)]
-    pub mixing: MixingArgs,
+    pub mixing: MixingConfig,
     /// Run seed (the mixing comes from its "generator" stream).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -164,10 +77,10 @@ pub struct MixArgs {
 pub struct BaselineArgs {
     /// The prior (defaults: Table 1 row 1, uniform sphere n = 10 with vMF(κ=1)).
     #[command(flatten)]
-    pub prior: PriorArgs,
+    pub prior: DataConfig,
     /// The mixing network (defaults: the paper's 3-layer leaky-ReLU MLP).
     #[command(flatten)]
-    pub mixing: MixingArgs,
+    pub mixing: MixingConfig,
     /// Samples scored per seed.
     #[arg(long, default_value_t = 4096)]
     pub n: usize,
@@ -180,6 +93,25 @@ pub struct BaselineArgs {
     /// Output folder for baseline.json.
     #[arg(long, default_value = "results/baseline")]
     pub out: PathBuf,
+}
+
+/// Arguments of `clica train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Run configuration (TOML); repeat to layer files (later ones win, e.g. a preset then
+    /// `configs/protocol/paper.toml`). Without it the defaults are used (the fast protocol on
+    /// the paper's Table 1 row 1 setting). Presets live in `configs/`.
+    #[arg(long)]
+    pub config: Vec<PathBuf>,
+    /// Override one entry, e.g. `--set train.steps=500 --set data.space=box` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only validate the configuration and print it resolved; train nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Arguments of `clica eval`.
@@ -241,56 +173,13 @@ where
         Command::Mix(a) => mix(&a),
         Command::Eval(a) => eval(&a),
         Command::Baseline(a) => baseline(&a),
+        Command::Train(a) => train(&a),
     }
-}
-
-/// Builds the prior described by `clica sample`'s flags (validated by [`Prior::new`]).
-///
-/// # Errors
-/// Invalid combinations or values, named by parameter.
-pub fn build_prior(a: &PriorArgs) -> Result<Prior> {
-    let space = match a.space {
-        SpaceKind::Sphere => Space::Sphere { radius: a.radius },
-        SpaceKind::Box => Space::Box {
-            low: a.low,
-            high: a.high,
-        },
-        SpaceKind::Unbounded => Space::Unbounded,
-    };
-    let marginal = match a.marginal {
-        MarginalKind::Uniform => Marginal::Uniform,
-        MarginalKind::Normal => Marginal::Normal {
-            sigma: a.marginal_scale,
-        },
-        MarginalKind::Laplace => Marginal::Laplace {
-            scale: a.marginal_scale,
-        },
-        MarginalKind::Gennorm => Marginal::GenNorm {
-            beta: a.beta,
-            scale: a.marginal_scale,
-        },
-    };
-    let conditional = match a.conditional {
-        ConditionalKind::Vmf => Conditional::VonMisesFisher {
-            kappa: a.concentration,
-        },
-        ConditionalKind::Normal => Conditional::Normal {
-            sigma: a.concentration,
-        },
-        ConditionalKind::Laplace => Conditional::Laplace {
-            scale: a.concentration,
-        },
-        ConditionalKind::Gennorm => Conditional::GenNorm {
-            beta: a.beta,
-            scale: a.concentration,
-        },
-    };
-    Ok(Prior::new(space, a.dim, marginal, conditional)?)
 }
 
 fn sample(args: &SampleArgs) -> Result<()> {
     let a = &args.prior;
-    let prior = build_prior(a)?;
+    let prior = a.prior()?;
     if args.n == 0 {
         bail!("invalid parameter `n`: must be at least 1");
     }
@@ -307,7 +196,7 @@ fn sample(args: &SampleArgs) -> Result<()> {
         "seed": args.seed,
         "streams": ["prior.marginal", "prior.conditional"],
         "prior": prior.describe(),
-        "config": prior_json(a),
+        "config": a,
         "n": args.n,
         "files": {"z": "z.npy", "z_tilde": "z_tilde.npy"},
         "shape": [args.n, a.dim],
@@ -336,40 +225,12 @@ fn read_checked(path: &Path) -> Result<Array2<f64>> {
     Ok(a)
 }
 
-fn prior_json(a: &PriorArgs) -> serde_json::Value {
-    json!({
-        "space": format!("{:?}", a.space).to_lowercase(),
-        "dim": a.dim, "radius": a.radius, "low": a.low, "high": a.high,
-        "marginal": format!("{:?}", a.marginal).to_lowercase(),
-        "marginal_scale": a.marginal_scale,
-        "conditional": format!("{:?}", a.conditional).to_lowercase(),
-        "concentration": a.concentration, "beta": a.beta,
-    })
-}
-
-fn mixing_json(m: &MixingArgs) -> serde_json::Value {
-    json!({
-        "layers": m.layers, "activation": m.activation,
-        "cond_pool": m.cond_pool, "cond_ratio": m.cond_ratio,
-    })
-}
-
 /// Builds the mixing network from the flags and the run seed's "generator" stream.
 ///
 /// # Errors
 /// Invalid flags, named by parameter.
-pub fn build_mixing(m: &MixingArgs, dim: usize, seed: RunSeed) -> Result<InvertibleMlp> {
-    let activation: Activation = m
-        .activation
-        .parse()
-        .map_err(|e| anyhow!("invalid parameter `activation`: {e}"))?;
-    let config = MlpConfig {
-        dim,
-        layers: m.layers,
-        activation,
-        cond_pool_size: m.cond_pool,
-        cond_ratio: m.cond_ratio,
-    };
+pub fn build_mixing(m: &MixingConfig, dim: usize, seed: RunSeed) -> Result<InvertibleMlp> {
+    let config = m.mlp_config(dim)?;
     Ok(InvertibleMlp::build(
         &config,
         &mut seed.stream("generator"),
@@ -389,7 +250,7 @@ fn mix(a: &MixArgs) -> Result<()> {
     let out = json!({
         "fingerprint": g.fingerprint().hex(),
         "seed": a.seed,
-        "mixing": mixing_json(&a.mixing),
+        "mixing": &a.mixing,
         "shape": [x.nrows(), x.ncols()], "out": a.out,
     });
     println!("{out}");
@@ -455,7 +316,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 fn baseline(a: &BaselineArgs) -> Result<()> {
-    let prior = build_prior(&a.prior)?;
+    let prior = a.prior.prior()?;
     if a.n < 4 {
         bail!("invalid parameter `n`: at least 4 samples are needed to score");
     }
@@ -500,8 +361,8 @@ fn baseline(a: &BaselineArgs) -> Result<()> {
         "command": "baseline",
         "clica_version": env!("CARGO_PKG_VERSION"),
         "prior": prior.describe(),
-        "config": prior_json(&a.prior),
-        "mixing": mixing_json(&a.mixing),
+        "config": &a.prior,
+        "mixing": &a.mixing,
         "n": a.n,
         "seeds": (a.seed..a.seed + a.seeds).collect::<Vec<_>>(),
         "streams": {"generator": "generator", "latents": "eval"},
@@ -513,6 +374,40 @@ fn baseline(a: &BaselineArgs) -> Result<()> {
     write_json(&path, &out)?;
     eprintln!("wrote {}", path.display());
     println!("{}", serde_json::Value::Object(summary));
+    Ok(())
+}
+
+fn train(a: &TrainArgs) -> Result<()> {
+    let mut texts = Vec::new();
+    for p in &a.config {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read config {}", p.display()))?;
+        texts.push((p.display().to_string(), text));
+    }
+    let layers: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let cfg = TrainConfig::from_layers(&layers, &a.set)?;
+    if a.dry_run {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    let summary = crate::train::train(&cfg, &a.out, &mut crate::train::Progress::default())?;
+    let c = &summary.contrastive;
+    eprintln!(
+        "done in {:.1}s ({:.3}s/step): r2 {:.4} ± {:.4}, mcc {:.4} ± {:.4} (identity r2 {:.4}, mcc {:.4}); results in {}",
+        summary.train_seconds,
+        summary.seconds_per_step,
+        c.r2.mean,
+        c.r2.std,
+        c.mcc_pearson.mean,
+        c.mcc_pearson.std,
+        summary.identity.r2,
+        summary.identity.mcc_pearson,
+        a.out.display()
+    );
+    println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
 

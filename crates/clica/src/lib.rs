@@ -32,8 +32,13 @@
 //! ```
 
 pub mod cli;
+pub mod config;
+mod error;
 pub mod io;
 pub mod npy;
+pub mod train;
+
+pub use error::{Error, Result};
 
 /// The types most programs need.
 pub mod prelude {

@@ -251,7 +251,7 @@ fn sample_rejects_impossible_parameters_in_one_line() {
 
 #[test]
 fn help_is_available_on_every_verb() {
-    for verb in ["sample", "mix", "eval", "baseline"] {
+    for verb in ["sample", "mix", "eval", "baseline", "train"] {
         let out = clica(&[verb, "--help"]);
         assert!(out.status.success(), "{verb}");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -307,4 +307,79 @@ fn mix_is_invertible_through_the_library_and_reproducible() {
         s(&x1),
     ]);
     assert_one_line_error(&out, "activation");
+}
+
+#[test]
+fn train_runs_from_the_command_line_and_rejects_bad_configs() {
+    let d = tmpdir("train");
+    let out = clica(&[
+        "train",
+        "--set",
+        "data.dim=3",
+        "--set",
+        "train.steps=30",
+        "--set",
+        "train.batch=64",
+        "--set",
+        "mixing.cond_pool=100",
+        "--set",
+        "eval.samples=256",
+        "--set",
+        "eval.final_batches=1",
+        "--out",
+        s(&d),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "completed");
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "encoder.safetensors",
+    ] {
+        assert!(d.join(f).exists(), "{f}");
+    }
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, "[train]\nbatch = \"lots\"\n").unwrap();
+    let out = clica(&["train", "--config", s(&bad), "--out", s(&d)]);
+    assert_one_line_error(&out, "train.batch");
+    let out = clica(&[
+        "train",
+        "--set",
+        "loss.kind=lp",
+        "--set",
+        "loss.p=4",
+        "--out",
+        s(&d),
+    ]);
+    assert_one_line_error(&out, "loss.p");
+    let out = clica(&["train", "--set", "train.bacth=3", "--out", s(&d)]);
+    assert_one_line_error(&out, "bacth");
+    let out = clica(&[
+        "train",
+        "--config",
+        s(&d.join("missing.toml")),
+        "--out",
+        s(&d),
+    ]);
+    assert_one_line_error(&out, "missing.toml");
+    let out = clica(&[
+        "train",
+        "--dry-run",
+        "--config",
+        "../../configs/table2/row02.toml",
+        "--out",
+        s(&d),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gennorm"));
 }

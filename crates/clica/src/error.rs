@@ -1,0 +1,41 @@
+use thiserror::Error as ThisError;
+
+/// Errors of the composing crate.
+#[derive(Debug, ThisError)]
+pub enum Error {
+    /// The run configuration is invalid; the message names the field.
+    #[error("config: {0}")]
+    Config(String),
+    /// A component failed (invalid parameter, numerical failure, …).
+    #[error(transparent)]
+    Core(#[from] clica_core::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Training diverged: a NaN or ∞ appeared.
+    #[error("diverged at step {step}: {what} is not finite")]
+    Diverged {
+        /// The step (1-based).
+        step: u64,
+        /// The quantity (loss, gradient, parameters, …).
+        what: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
