@@ -4,7 +4,8 @@
 //! problem; results go to files (`.npy`, JSON) or to stdout as one JSON object.
 
 use crate::config::{DataConfig, MixingConfig, TrainConfig};
-use crate::{io::write_atomic, npy};
+use crate::npy;
+use crate::train::MeanStd;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use clica_core::{LatentPrior, RunSeed};
@@ -304,17 +305,6 @@ fn eval(a: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 fn baseline(a: &BaselineArgs) -> Result<()> {
     let prior = a.prior.prior()?;
     if a.n < 4 {
@@ -354,8 +344,7 @@ fn baseline(a: &BaselineArgs) -> Result<()> {
         .iter()
         .zip(&cols)
     {
-        let (m, sd) = mean_std(c);
-        summary.insert((*name).to_string(), json!({"mean": m, "std": sd}));
+        summary.insert((*name).to_string(), json!(MeanStd::of(c)));
     }
     let out = json!({
         "command": "baseline",
@@ -412,7 +401,5 @@ fn train(a: &TrainArgs) -> Result<()> {
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(v)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+    Ok(crate::train::write_json(path, v)?)
 }

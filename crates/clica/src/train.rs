@@ -343,7 +343,8 @@ impl JsonLines {
     }
 }
 
-fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+/// Writes `v` as pretty JSON to `path` atomically.
+pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
     let mut text = serde_json::to_string_pretty(v).map_err(|e| Error::Config(e.to_string()))?;
     text.push('\n');
     write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
