@@ -217,12 +217,7 @@ fn read_checked(path: &Path) -> Result<Array2<f64>> {
     if a.nrows() == 0 || a.ncols() == 0 {
         bail!("{}: array is empty (shape {:?})", path.display(), a.shape());
     }
-    if let Some(((r, c), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        bail!(
-            "{}: non-finite value {v} at row {r}, column {c}",
-            path.display()
-        );
-    }
+    clica_core::check::finite(&path.display().to_string(), a.view())?;
     Ok(a)
 }
 

@@ -226,43 +226,44 @@ impl Loop<'_> {
         let (b, n) = (cfg.train.batch, cfg.data.dim);
         let mut x_both = Array2::<f32>::zeros((2 * b, n));
         let mut grad = Array2::<f32>::zeros((2 * b, n));
-        let mut z_tilde = Array2::<f64>::zeros((b, n));
+        // Second half of the batch: positives (contrastive) or independent latents (supervised).
+        let mut z_second = Array2::<f64>::zeros((b, n));
+        let mut target = Array2::<f32>::zeros((2 * b, n));
         let mut loss = f64::NAN;
         let start = Instant::now();
         for step in 1..=steps {
             let z = self.setup.prior.marginal(&mut self.data_rng, b);
             let lr = cfg.train.lr_at_of(step, steps);
+            match objective {
+                Objective::Contrastive(_) => self.setup.prior.sample_conditional(
+                    &mut self.data_rng,
+                    z.view(),
+                    z_second.view_mut(),
+                ),
+                Objective::Supervised => self
+                    .setup
+                    .prior
+                    .sample_marginal(&mut self.data_rng, z_second.view_mut()),
+            }
+            x_both
+                .slice_mut(s![..b, ..])
+                .assign(&to_f32(self.setup.generator.forward(z.view()).view()));
+            x_both.slice_mut(s![b.., ..]).assign(&to_f32(
+                self.setup.generator.forward(z_second.view()).view(),
+            ));
+            let h = self.encoder.forward_train(x_both.view());
             let value = match objective {
                 Objective::Contrastive(kernel) => {
-                    self.setup.prior.sample_conditional(
-                        &mut self.data_rng,
-                        z.view(),
-                        z_tilde.view_mut(),
-                    );
-                    x_both
-                        .slice_mut(s![..b, ..])
-                        .assign(&to_f32(self.setup.generator.forward(z.view()).view()));
-                    x_both
-                        .slice_mut(s![b.., ..])
-                        .assign(&to_f32(self.setup.generator.forward(z_tilde.view()).view()));
-                    let h = self.encoder.forward_train(x_both.view());
                     let (h_a, h_p) = h.split_at(Axis(0), b);
                     let (g_a, g_p) = grad.view_mut().split_at(Axis(0), b);
                     kernel.loss_and_grad(h_a, h_p, g_a, g_p)
                 }
                 Objective::Supervised => {
-                    // Both halves carry independent samples; the loss is their mean MSE.
-                    let z2 = self.setup.prior.marginal(&mut self.data_rng, b);
-                    x_both
-                        .slice_mut(s![..b, ..])
-                        .assign(&to_f32(self.setup.generator.forward(z.view()).view()));
-                    x_both
-                        .slice_mut(s![b.., ..])
-                        .assign(&to_f32(self.setup.generator.forward(z2.view()).view()));
-                    let mut target = Array2::<f32>::zeros((2 * b, n));
+                    // The loss is the mean MSE over both halves.
                     target.slice_mut(s![..b, ..]).assign(&to_f32(z.view()));
-                    target.slice_mut(s![b.., ..]).assign(&to_f32(z2.view()));
-                    let h = self.encoder.forward_train(x_both.view());
+                    target
+                        .slice_mut(s![b.., ..])
+                        .assign(&to_f32(z_second.view()));
                     clica_objectives::mse_and_grad(h, target.view(), grad.view_mut())
                 }
             };
