@@ -1,0 +1,311 @@
+//! `configs/reproduce.toml`: which rows the paper reports, with which config file, and what
+//! each row is checked against.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Every row of Tables 1 and 2.
+    pub row: Vec<RowSpec>,
+    /// The dimension × depth ablation.
+    pub ablation: AblationSpec,
+}
+
+/// One row of a paper table.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    /// 1 (R²) or 2 (MCC).
+    pub table: u8,
+    /// Row number within the table (1-based).
+    pub row: u32,
+    /// The row's `clica train` config, relative to the repository root.
+    pub config: String,
+    /// Human-readable setting.
+    pub setting: String,
+    /// The paper's contrastive figure in %, when it gives a number.
+    #[serde(default)]
+    pub paper: Option<f64>,
+    /// The paper's figure as the paper states it.
+    pub paper_text: String,
+    /// The paper's identity baseline in %, where given.
+    #[serde(default)]
+    pub paper_identity: Option<f64>,
+    /// The paper's supervised baseline in %, where given.
+    #[serde(default)]
+    pub paper_supervised: Option<f64>,
+    /// How the row is checked.
+    pub check: Check,
+    /// `--set` overrides used under the fast protocol only.
+    #[serde(default)]
+    pub fast: Vec<String>,
+}
+
+/// A row's band check; exactly one field is set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// ✓ when |ours − paper| ≤ this many points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<f64>,
+    /// ✓ when ours lies in [lo, hi].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+    /// Control row: ✓ when ours is at least this many points below the lowest non-control row
+    /// of the same table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+}
+
+/// The ablation grid.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AblationSpec {
+    /// Base config.
+    pub config: String,
+    /// Latent dimensions.
+    pub dims: Vec<usize>,
+    /// Mixing depths.
+    pub layers: Vec<usize>,
+    /// Overrides under the fast protocol.
+    #[serde(default)]
+    pub fast: Vec<String>,
+    /// Overrides always applied.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+}
+
+/// Outcome of a band check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Inside the band.
+    Pass,
+    /// Outside the band.
+    Fail,
+    /// Cannot be decided (no score, or a control without identifiable rows in the run).
+    NotApplicable,
+}
+
+impl Verdict {
+    /// ✓, ✗ or –.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✓",
+            Verdict::Fail => "✗",
+            Verdict::NotApplicable => "–",
+        }
+    }
+}
+
+impl Check {
+    /// Whether this is a control row.
+    pub fn is_control(&self) -> bool {
+        self.below.is_some()
+    }
+
+    /// The verdict for `ours` (%), given the paper's figure and, for a control, the lowest
+    /// non-control mean of the same table in this run.
+    pub fn verdict(
+        &self,
+        ours: Option<f64>,
+        paper: Option<f64>,
+        lowest_other: Option<f64>,
+    ) -> Verdict {
+        let Some(ours) = ours.filter(|v| v.is_finite()) else {
+            return Verdict::NotApplicable;
+        };
+        let pass = if let Some(d) = self.within {
+            match paper {
+                Some(p) => (ours - p).abs() <= d,
+                None => return Verdict::NotApplicable,
+            }
+        } else if let Some([lo, hi]) = self.range {
+            (lo..=hi).contains(&ours)
+        } else if let Some(m) = self.below {
+            match lowest_other {
+                Some(low) => ours <= low - m,
+                None => return Verdict::NotApplicable,
+            }
+        } else {
+            return Verdict::NotApplicable;
+        };
+        if pass {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+
+    /// The band in words, for the report.
+    pub fn describe(&self) -> String {
+        if let Some(d) = self.within {
+            format!("within {d} pt of the paper")
+        } else if let Some([lo, hi]) = self.range {
+            format!("in [{lo}, {hi}]")
+        } else if let Some(m) = self.below {
+            format!("≥ {m} pt below the lowest identifiable row")
+        } else {
+            "none".into()
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`, checking that every config file exists
+    /// under `root`.
+    pub fn load(path: &Path, root: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let m: Manifest = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        m.validate(root)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(m)
+    }
+
+    fn validate(&self, root: &Path) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.row {
+            let id = format!("table {} row {}", r.table, r.row);
+            if !(1..=2).contains(&r.table) {
+                return Err(format!("{id}: table must be 1 or 2"));
+            }
+            if !seen.insert((r.table, r.row)) {
+                return Err(format!("{id} is listed twice"));
+            }
+            let set = [
+                r.check.within.is_some(),
+                r.check.range.is_some(),
+                r.check.below.is_some(),
+            ];
+            if set.iter().filter(|&&b| b).count() != 1 {
+                return Err(format!(
+                    "{id}: check needs exactly one of within, range, below"
+                ));
+            }
+            if r.check.within.is_some() && r.paper.is_none() {
+                return Err(format!("{id}: a `within` check needs a paper figure"));
+            }
+            if !root.join(&r.config).is_file() {
+                return Err(format!("{id}: config {} does not exist", r.config));
+            }
+        }
+        if !root.join(&self.ablation.config).is_file() {
+            return Err(format!(
+                "ablation: config {} does not exist",
+                self.ablation.config
+            ));
+        }
+        if self.ablation.dims.is_empty() || self.ablation.layers.is_empty() {
+            return Err("ablation: dims and layers must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn shipped_manifest_is_valid_and_complete() {
+        let m = Manifest::load(&root().join("configs/reproduce.toml"), &root()).unwrap();
+        let t1 = m.row.iter().filter(|r| r.table == 1).count();
+        let t2 = m.row.iter().filter(|r| r.table == 2).count();
+        assert_eq!((t1, t2), (12, 6));
+        // Every shipped row config is in the manifest.
+        for t in [1, 2] {
+            for entry in std::fs::read_dir(root().join(format!("configs/table{t}"))).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                let path = format!("configs/table{t}/{name}");
+                assert!(
+                    m.row.iter().any(|r| r.config == path),
+                    "{path} not in the manifest"
+                );
+            }
+        }
+        assert_eq!(m.row.iter().filter(|r| r.check.is_control()).count(), 2);
+    }
+
+    #[test]
+    fn checks_decide_as_documented() {
+        let within = Check {
+            within: Some(1.0),
+            ..Check::default()
+        };
+        assert_eq!(within.verdict(Some(99.0), Some(99.42), None), Verdict::Pass);
+        assert_eq!(within.verdict(Some(98.0), Some(99.42), None), Verdict::Fail);
+        assert_eq!(
+            within.verdict(None, Some(99.42), None),
+            Verdict::NotApplicable
+        );
+        assert_eq!(
+            within.verdict(Some(f64::NAN), Some(99.42), None),
+            Verdict::NotApplicable
+        );
+        let range = Check {
+            range: Some([97.0, 100.0]),
+            ..Check::default()
+        };
+        assert_eq!(range.verdict(Some(97.0), None, None), Verdict::Pass);
+        assert_eq!(range.verdict(Some(96.9), None, None), Verdict::Fail);
+        let below = Check {
+            below: Some(10.0),
+            ..Check::default()
+        };
+        assert_eq!(below.verdict(Some(70.0), None, Some(85.0)), Verdict::Pass);
+        assert_eq!(below.verdict(Some(80.0), None, Some(85.0)), Verdict::Fail);
+        assert_eq!(
+            below.verdict(Some(80.0), None, None),
+            Verdict::NotApplicable
+        );
+    }
+
+    #[test]
+    fn bad_manifests_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("xtask-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = r#"
+[[row]]
+table = 1
+row = 1
+config = "configs/table1/row01.toml"
+setting = "s"
+paper = 99.0
+paper_text = "99"
+check = CHECK
+[ablation]
+config = "configs/table1/row02.toml"
+dims = [5]
+layers = [1]
+"#;
+        for (check, want) in [
+            ("{ within = 1.0, below = 2.0 }", "exactly one"),
+            ("{}", "exactly one"),
+            ("{ wthin = 1.0 }", "unknown field"),
+        ] {
+            let p = dir.join("m.toml");
+            std::fs::write(&p, base.replace("CHECK", check)).unwrap();
+            let e = Manifest::load(&p, &root()).unwrap_err();
+            assert!(e.contains(want), "{check}: {e}");
+        }
+        let p = dir.join("m.toml");
+        std::fs::write(
+            &p,
+            base.replace("CHECK", "{ within = 1.0 }")
+                .replace("row01", "row99"),
+        )
+        .unwrap();
+        assert!(Manifest::load(&p, &root())
+            .unwrap_err()
+            .contains("does not exist"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

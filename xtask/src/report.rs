@@ -1,0 +1,454 @@
+//! Aggregation of run summaries into the tables, the JSON behind them and the figures.
+//!
+//! Only bookkeeping happens here: means and standard deviations over seeds of the scores
+//! `clica` computed, and the band checks of `configs/reproduce.toml`.
+
+use crate::manifest::{RowSpec, Verdict};
+use crate::svg::{self, Dot, HLine, Series};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Mean and sample standard deviation over seeds, in %.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Band {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (0 for one seed).
+    pub std: f64,
+    /// Number of seeds.
+    pub n: usize,
+}
+
+impl Band {
+    /// Of the finite values in `v`; `None` when there are none.
+    pub fn of(v: &[f64]) -> Option<Band> {
+        let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = if v.len() > 1 {
+            v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Some(Band {
+            mean,
+            std: var.sqrt(),
+            n: v.len(),
+        })
+    }
+
+    /// `mean ± std` (just the mean for one seed), `–` for none.
+    pub fn text(b: Option<Band>) -> String {
+        match b {
+            Some(b) if b.n > 1 => format!("{:.2} ± {:.2}", b.mean, b.std),
+            Some(b) => format!("{:.2}", b.mean),
+            None => "–".into(),
+        }
+    }
+}
+
+/// One seed's run of a row.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedResult {
+    /// Seed.
+    pub seed: u64,
+    /// Run folder.
+    pub dir: String,
+    /// Generator fingerprint (identity of g).
+    pub generator_fingerprint: Option<String>,
+    /// Identity score, %.
+    pub identity: Option<f64>,
+    /// Supervised score (mean over final batches), %.
+    pub supervised: Option<f64>,
+    /// Contrastive score (mean over final batches), %.
+    pub contrastive: Option<f64>,
+    /// Contrastive held-out R², %.
+    pub contrastive_r2_held_out: Option<f64>,
+    /// Contrastive MCC (Pearson), %.
+    pub contrastive_mcc: Option<f64>,
+    /// Contrastive training seconds.
+    pub train_seconds: Option<f64>,
+    /// Error, when the run failed.
+    pub error: Option<String>,
+}
+
+/// One row aggregated over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowResult {
+    /// The manifest entry.
+    pub spec: RowSpec,
+    /// Which score the table reports: `r2` or `mcc_pearson`.
+    pub metric: String,
+    /// Per-seed results.
+    pub seeds: Vec<SeedResult>,
+    /// Identity over seeds.
+    pub identity: Option<Band>,
+    /// Supervised over seeds.
+    pub supervised: Option<Band>,
+    /// Contrastive over seeds.
+    pub contrastive: Option<Band>,
+    /// The band check.
+    pub verdict: Verdict,
+}
+
+/// The score the table reports (`r2` for Table 1, `mcc_pearson` for Table 2).
+pub fn metric_of(table: u8) -> &'static str {
+    if table == 1 {
+        "r2"
+    } else {
+        "mcc_pearson"
+    }
+}
+
+fn pct(v: &Value) -> Option<f64> {
+    v.as_f64().map(|x| 100.0 * x)
+}
+
+/// Reads one seed's result from its summary (or records its error).
+pub fn seed_result(table: u8, seed: u64, dir: &Path, summary: Result<&Value, &str>) -> SeedResult {
+    let m = metric_of(table);
+    let mut r = SeedResult {
+        seed,
+        dir: dir.display().to_string(),
+        generator_fingerprint: None,
+        identity: None,
+        supervised: None,
+        contrastive: None,
+        contrastive_r2_held_out: None,
+        contrastive_mcc: None,
+        train_seconds: None,
+        error: None,
+    };
+    match summary {
+        Ok(s) => {
+            r.generator_fingerprint = s["generator_fingerprint"].as_str().map(String::from);
+            r.identity = pct(&s["identity"][m]);
+            r.supervised = pct(&s["supervised"][m]["mean"]);
+            r.contrastive = pct(&s["contrastive"][m]["mean"]);
+            r.contrastive_r2_held_out = pct(&s["contrastive"]["r2_held_out"]["mean"]);
+            r.contrastive_mcc = pct(&s["contrastive"]["mcc_pearson"]["mean"]);
+            r.train_seconds = s["train_seconds"].as_f64();
+        }
+        Err(e) => r.error = Some(e.to_string()),
+    }
+    r
+}
+
+/// Aggregates rows and applies the band checks (controls are judged against the lowest
+/// non-control row of the same table in `rows`).
+pub fn aggregate(rows: Vec<(RowSpec, Vec<SeedResult>)>) -> Vec<RowResult> {
+    let mut out: Vec<RowResult> = rows
+        .into_iter()
+        .map(|(spec, seeds)| {
+            let col = |f: fn(&SeedResult) -> Option<f64>| {
+                Band::of(&seeds.iter().filter_map(f).collect::<Vec<_>>())
+            };
+            RowResult {
+                metric: metric_of(spec.table).into(),
+                identity: col(|s| s.identity),
+                supervised: col(|s| s.supervised),
+                contrastive: col(|s| s.contrastive),
+                seeds,
+                spec,
+                verdict: Verdict::NotApplicable,
+            }
+        })
+        .collect();
+    let lowest = |table: u8, out: &[RowResult]| {
+        out.iter()
+            .filter(|r| r.spec.table == table && !r.spec.check.is_control())
+            .filter_map(|r| r.contrastive.map(|b| b.mean))
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.min(v)))
+            })
+    };
+    let lows: Vec<Option<f64>> = out.iter().map(|r| lowest(r.spec.table, &out)).collect();
+    for (r, low) in out.iter_mut().zip(lows) {
+        r.verdict = r
+            .spec
+            .check
+            .verdict(r.contrastive.map(|b| b.mean), r.spec.paper, low);
+    }
+    out
+}
+
+fn paper_cell(ours: Option<Band>, paper: Option<f64>) -> String {
+    match paper {
+        Some(p) => format!("{} ({p:.2})", Band::text(ours)),
+        None => Band::text(ours),
+    }
+}
+
+/// The Markdown report of one table.
+pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
+    let score = if table == 1 { "R²" } else { "MCC (Pearson)" };
+    let mut md = String::new();
+    let _ = writeln!(md, "# Table {table}: {score} in %, n = 10\n");
+    let _ = writeln!(md, "{header}\n");
+    let _ = writeln!(
+        md,
+        "Columns: clica's mean ± std over seeds, the paper's figure in brackets where it gives one. \
+         Check: the band from `configs/reproduce.toml`.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| row | setting | identity (paper) | supervised (paper) | contrastive | paper | check | band |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for r in rows.iter().filter(|r| r.spec.table == table) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | **{}** | {} | {} | {} |",
+            r.spec.row,
+            r.spec.setting,
+            paper_cell(r.identity, r.spec.paper_identity),
+            paper_cell(r.supervised, r.spec.paper_supervised),
+            Band::text(r.contrastive),
+            r.spec.paper_text,
+            r.verdict.mark(),
+            r.spec.check.describe()
+        );
+    }
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.spec.table == table)
+        .flat_map(|r| {
+            r.seeds.iter().filter_map(move |s| {
+                s.error
+                    .as_ref()
+                    .map(|e| format!("row {} seed {}: {e}", r.spec.row, s.seed))
+            })
+        })
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(md, "\n**Failed runs** (left out of the means):\n");
+        for f in failed {
+            let _ = writeln!(md, "- {f}");
+        }
+    }
+    // The non-identifiable controls, in words.
+    for r in rows
+        .iter()
+        .filter(|r| r.spec.table == table && r.spec.check.is_control())
+    {
+        let others: Vec<f64> = rows
+            .iter()
+            .filter(|o| o.spec.table == table && !o.spec.check.is_control())
+            .filter_map(|o| o.contrastive.map(|b| b.mean))
+            .collect();
+        let low = others.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ = match (r.contrastive, others.is_empty()) {
+            (Some(c), false) => writeln!(
+                md,
+                "\nControl (row {}): contrastive {:.2} against {:.2} for the lowest identifiable row in this run, \
+                 {:.2} points lower: {} (the paper: {}).",
+                r.spec.row,
+                c.mean,
+                low,
+                low - c.mean,
+                match r.verdict {
+                    Verdict::Pass => "clearly lower, as the paper reports",
+                    _ => "NOT clearly lower than the identifiable rows",
+                },
+                r.spec.paper_text
+            ),
+            _ => writeln!(
+                md,
+                "\nControl (row {}): needs identifiable rows of the same table in the same run to be judged.",
+                r.spec.row
+            ),
+        };
+    }
+    md
+}
+
+/// Reads `(step, score %)` from a run's `metrics.jsonl`, skipping unreadable lines.
+pub fn curve(dir: &Path, metric: &str) -> Vec<(f64, f64)> {
+    let key = if metric == "r2" { "r2" } else { "mcc" };
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| Some((v["step"].as_f64()?, 100.0 * v[key].as_f64()?)))
+        .collect()
+}
+
+/// The per-row curve figure.
+pub fn row_plot(r: &RowResult) -> String {
+    let score = if r.spec.table == 1 {
+        "R² (%)"
+    } else {
+        "MCC (%)"
+    };
+    let series: Vec<Series> = r
+        .seeds
+        .iter()
+        .map(|s| Series {
+            label: format!("seed {}", s.seed),
+            points: curve(Path::new(&s.dir), &r.metric),
+        })
+        .collect();
+    let mut hl = Vec::new();
+    if let Some(p) = r.spec.paper {
+        hl.push(HLine {
+            label: format!("paper {}", r.spec.paper_text),
+            y: p,
+            color: "#d62728",
+        });
+    }
+    if let Some(i) = r.identity {
+        hl.push(HLine {
+            label: format!("identity {:.1}", i.mean),
+            y: i.mean,
+            color: "#999",
+        });
+    }
+    if let Some(s) = r.supervised {
+        hl.push(HLine {
+            label: format!("supervised {:.1}", s.mean),
+            y: s.mean,
+            color: "#2ca02c",
+        });
+    }
+    svg::line_plot(
+        &format!(
+            "Table {} row {}: {}",
+            r.spec.table,
+            r.spec.row,
+            short(&r.spec.setting)
+        ),
+        "step",
+        score,
+        &series,
+        &hl,
+        (0.0, 100.0),
+    )
+}
+
+fn short(s: &str) -> String {
+    let s: String = s.chars().take(60).collect();
+    s
+}
+
+/// The summary figure of one table: ours, paper and identity per row.
+pub fn summary_plot(table: u8, rows: &[RowResult]) -> String {
+    let dots: Vec<Dot> = rows
+        .iter()
+        .filter(|r| r.spec.table == table)
+        .map(|r| Dot {
+            label: r.spec.row.to_string(),
+            ours: r.contrastive.map(|b| (b.mean, b.std)),
+            paper: r.spec.paper,
+            identity: r.identity.map(|b| b.mean),
+        })
+        .collect();
+    let score = if table == 1 { "R² (%)" } else { "MCC (%)" };
+    svg::dot_plot(
+        &format!("Table {table}: clica against the paper, per row"),
+        score,
+        &dots,
+        (0.0, 100.0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Check;
+
+    fn spec(table: u8, row: u32, paper: Option<f64>, check: Check) -> RowSpec {
+        RowSpec {
+            table,
+            row,
+            config: String::new(),
+            setting: format!("setting {row}"),
+            paper,
+            paper_text: paper.map_or("lower".into(), |p| p.to_string()),
+            paper_identity: None,
+            paper_supervised: None,
+            check,
+            fast: vec![],
+        }
+    }
+
+    fn summary(r2: f64) -> Value {
+        serde_json::json!({
+            "status": "completed",
+            "generator_fingerprint": "abcd",
+            "identity": {"r2": 0.6, "mcc_pearson": 0.45},
+            "contrastive": {"r2": {"mean": r2}, "r2_held_out": {"mean": r2 - 0.01}, "mcc_pearson": {"mean": 0.5}},
+            "supervised": {"r2": {"mean": 0.99}, "mcc_pearson": {"mean": 0.98}},
+            "train_seconds": 12.0
+        })
+    }
+
+    #[test]
+    fn band_is_mean_and_sample_std() {
+        let b = Band::of(&[1.0, 2.0, 3.0, f64::NAN]).unwrap();
+        assert_eq!((b.mean, b.std, b.n), (2.0, 1.0, 3));
+        assert_eq!(Band::of(&[5.0]).unwrap().std, 0.0);
+        assert!(Band::of(&[]).is_none());
+    }
+
+    #[test]
+    fn rows_aggregate_over_seeds_and_controls_compare_within_their_table() {
+        let within = Check {
+            within: Some(1.0),
+            ..Check::default()
+        };
+        let below = Check {
+            below: Some(10.0),
+            ..Check::default()
+        };
+        let d = Path::new("/nonexistent");
+        let rows = vec![
+            (
+                spec(1, 1, Some(99.0), within.clone()),
+                vec![
+                    seed_result(1, 0, d, Ok(&summary(0.985))),
+                    seed_result(1, 1, d, Ok(&summary(0.995))),
+                ],
+            ),
+            (
+                spec(1, 2, Some(90.0), within),
+                vec![seed_result(1, 0, d, Ok(&summary(0.80)))],
+            ),
+            (
+                spec(1, 12, None, below),
+                vec![
+                    seed_result(1, 0, d, Ok(&summary(0.60))),
+                    seed_result(1, 1, d, Err("diverged at step 3")),
+                ],
+            ),
+        ];
+        let out = aggregate(rows);
+        let c = out[0].contrastive.unwrap();
+        assert!((c.mean - 99.0).abs() < 1e-9 && (c.std - 0.5f64.sqrt() * 1.0).abs() < 1e-9);
+        assert_eq!(out[0].verdict, Verdict::Pass);
+        assert_eq!(out[1].verdict, Verdict::Fail);
+        // Lowest identifiable row: 80; the control's 60 is 20 points lower.
+        assert_eq!(out[2].verdict, Verdict::Pass);
+        assert_eq!(out[2].contrastive.unwrap().n, 1);
+        let md = table_markdown(1, &out, "header");
+        assert!(
+            md.contains(
+                "| 1 | setting 1 | 60.00 ± 0.00 | 99.00 ± 0.00 | **99.00 ± 0.71** | 99 | ✓ |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("row 12 seed 1: diverged at step 3"));
+        assert!(md.contains("20.00 points lower: clearly lower"));
+        assert!(
+            table_markdown(2, &out, "h")
+                .lines()
+                .filter(|l| l.starts_with("| "))
+                .count()
+                == 1
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Runs `clica train` jobs: one independent process per (row, seed), `--jobs` at a time,
+//! skipping runs that already completed with the same resolved configuration.
+
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// One `clica train` run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Short label for progress lines, e.g. `table1 row01 seed0`.
+    pub label: String,
+    /// `clica train` arguments, without `--out`.
+    pub args: Vec<String>,
+    /// Output folder of the run.
+    pub dir: PathBuf,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Completed now or before; holds `summary.json`.
+    Done {
+        /// The run's summary.
+        summary: Value,
+        /// True when an earlier completed run was reused.
+        cached: bool,
+    },
+    /// `clica` failed; holds its last error line.
+    Failed(String),
+}
+
+/// The resolved configuration `clica train --dry-run` prints for `job`.
+fn resolved_config(clica: &Path, job: &Job) -> Result<String, String> {
+    let out = Command::new(clica)
+        .arg("train")
+        .args(&job.args)
+        .arg("--out")
+        .arg(&job.dir)
+        .arg("--dry-run")
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", clica.display()))?;
+    if !out.status.success() {
+        return Err(last_line(&String::from_utf8_lossy(&out.stderr)));
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_string()
+}
+
+/// `summary.json` of a completed run in `dir` whose `config.toml` was written from exactly
+/// `resolved` (the file is the resolved config followed by a `[run]` table).
+pub fn completed_summary(dir: &Path, resolved: &str) -> Option<Value> {
+    let written = std::fs::read_to_string(dir.join("config.toml")).ok()?;
+    if !written.starts_with(resolved) {
+        return None;
+    }
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).ok()?).ok()?;
+    (summary["status"] == "completed").then_some(summary)
+}
+
+fn run_one(clica: &Path, job: &Job, threads: usize) -> Outcome {
+    let resolved = match resolved_config(clica, job) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if let Some(summary) = completed_summary(&job.dir, &resolved) {
+        return Outcome::Done {
+            summary,
+            cached: true,
+        };
+    }
+    if let Err(e) = std::fs::create_dir_all(&job.dir) {
+        return Outcome::Failed(format!("cannot create {}: {e}", job.dir.display()));
+    }
+    let log_path = job.dir.join("train.log");
+    let log = match std::fs::File::create(&log_path) {
+        Ok(f) => f,
+        Err(e) => return Outcome::Failed(format!("cannot create {}: {e}", log_path.display())),
+    };
+    let log_err = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let status = Command::new(clica)
+        .arg("train")
+        .args(&job.args)
+        .arg("--out")
+        .arg(&job.dir)
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .stdout(log)
+        .stderr(log_err)
+        .status();
+    match status {
+        Ok(s) if s.success() => match completed_summary(&job.dir, &resolved) {
+            Some(summary) => Outcome::Done {
+                summary,
+                cached: false,
+            },
+            None => Outcome::Failed(format!(
+                "finished but left no completed summary.json in {}",
+                job.dir.display()
+            )),
+        },
+        Ok(s) => {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            Outcome::Failed(format!(
+                "{s}: {} (log: {})",
+                last_line(&text),
+                log_path.display()
+            ))
+        }
+        Err(e) => Outcome::Failed(format!("cannot start {}: {e}", clica.display())),
+    }
+}
+
+/// Runs every job, `jobs` at a time, each with `threads` rayon threads; prints one line per
+/// finished job with an ETA; returns the outcomes in job order.
+pub fn run_all(
+    clica: &Path,
+    jobs: &[Job],
+    parallel: usize,
+    threads: usize,
+    describe: &(dyn Fn(&Value) -> String + Sync),
+) -> Vec<Outcome> {
+    let queue: Arc<Mutex<VecDeque<usize>>> = Arc::new(Mutex::new((0..jobs.len()).collect()));
+    let results: Arc<Mutex<Vec<Option<Outcome>>>> = Arc::new(Mutex::new(vec![None; jobs.len()]));
+    let progress = Arc::new(Mutex::new((0usize, 0usize, 0.0f64))); // finished, run now, seconds
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.max(1) {
+            let (queue, results, progress) = (queue.clone(), results.clone(), progress.clone());
+            scope.spawn(move || loop {
+                let Some(i) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let t0 = Instant::now();
+                let outcome = run_one(clica, &jobs[i], threads);
+                let secs = t0.elapsed().as_secs_f64();
+                let mut p = progress.lock().expect("progress lock");
+                p.0 += 1;
+                let what = match &outcome {
+                    Outcome::Done {
+                        cached: true,
+                        summary,
+                    } => {
+                        format!("cached: {}", describe(summary))
+                    }
+                    Outcome::Done { summary, .. } => {
+                        p.1 += 1;
+                        p.2 += secs;
+                        format!("{} in {secs:.0} s", describe(summary))
+                    }
+                    Outcome::Failed(e) => format!("FAILED: {e}"),
+                };
+                let remaining = jobs.len() - p.0;
+                let eta = if p.1 > 0 && remaining > 0 {
+                    let per = p.2 / p.1 as f64;
+                    format!(
+                        ", ETA {}",
+                        fmt_secs(per * remaining as f64 / parallel.max(1) as f64)
+                    )
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "[{}/{}] {}: {what} (elapsed {}{eta})",
+                    p.0,
+                    jobs.len(),
+                    jobs[i].label,
+                    fmt_secs(start.elapsed().as_secs_f64())
+                );
+                drop(p);
+                results.lock().expect("results lock")[i] = Some(outcome);
+            });
+        }
+    });
+    let results = Arc::try_unwrap(results)
+        .expect("workers finished")
+        .into_inner()
+        .expect("results lock");
+    results
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Failed("not run".into())))
+        .collect()
+}
+
+/// `1 h 02 min`, `3 min 05 s`, `42 s`.
+pub fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completed_run_is_recognised_only_with_the_same_config() {
+        let dir = std::env::temp_dir().join(format!("xtask-runner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let resolved = "seed = 0\n[train]\nsteps = 10\n";
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("{resolved}\n[run]\nseed = 0\ngenerator_fingerprint = \"ab\"\n"),
+        )
+        .unwrap();
+        assert!(
+            completed_summary(&dir, resolved).is_none(),
+            "no summary yet"
+        );
+        std::fs::write(dir.join("summary.json"), r#"{"status": "interrupted"}"#).unwrap();
+        assert!(completed_summary(&dir, resolved).is_none(), "not completed");
+        std::fs::write(dir.join("summary.json"), r#"{"status": "completed"}"#).unwrap();
+        assert!(completed_summary(&dir, resolved).is_some());
+        assert!(
+            completed_summary(&dir, "seed = 1\n").is_none(),
+            "other config"
+        );
+        std::fs::write(dir.join("summary.json"), r#"{"status": "compl"#).unwrap();
+        assert!(
+            completed_summary(&dir, resolved).is_none(),
+            "truncated summary"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_secs(42.4), "42 s");
+        assert_eq!(fmt_secs(185.0), "3 min 05 s");
+        assert_eq!(fmt_secs(3725.0), "1 h 02 min");
+    }
+}
