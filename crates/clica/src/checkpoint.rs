@@ -2,8 +2,8 @@
 //! needs to continue exactly where it stopped.
 //!
 //! Tensors: the encoder's parameters (`param.<name>`) and Adam's first and second moments
-//! (`adam.m.<name>`, `adam.v.<name>`), f32. Header metadata: `format` =
-//! `clica.checkpoint` and `clica.checkpoint` = a JSON object with the format version, the
+//! (`adam.m.<name>`, `adam.v.<name>`), f32. Header metadata: one entry,
+//! `clica.checkpoint`, a JSON object with the format version, the
 //! phase (`contrastive`, `supervised` or `done`), the steps completed in that phase, Adam's
 //! step count, the state of every random stream in use (`data`, `log`, `eval`; four `u64`
 //! each), the resolved configuration (TOML text), the generator fingerprint, the metrics
@@ -24,8 +24,6 @@ use std::path::{Path, PathBuf};
 
 /// File name of the checkpoint inside a run folder.
 pub const FILE: &str = "checkpoint.safetensors";
-/// Value of the `format` metadata entry.
-const FORMAT: &str = "clica.checkpoint";
 /// Metadata key of the JSON description.
 const META_KEY: &str = "clica.checkpoint";
 /// Version of the layout written by this build.
@@ -262,10 +260,9 @@ impl Checkpoint {
                     .map_err(|e| Error::Config(format!("checkpoint tensor `{name}`: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            (META_KEY.to_string(), json),
-        ]);
+        // One entry only: safetensors writes the metadata map in `HashMap` order, and a
+        // single entry keeps the bytes of equal checkpoints equal.
+        let metadata = HashMap::from([(META_KEY.to_string(), json)]);
         safetensors::serialize(views, Some(metadata))
             .map_err(|e| Error::Config(format!("cannot serialise the checkpoint: {e}")))
     }
@@ -281,12 +278,9 @@ impl Checkpoint {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| format!("not a readable safetensors file ({e}); truncated or corrupt?"))?;
         let meta_map = header.metadata().clone().unwrap_or_default();
-        if meta_map.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err("not a clica checkpoint (no `format = clica.checkpoint` entry)".into());
-        }
         let json = meta_map
             .get(META_KEY)
-            .ok_or("the checkpoint description is missing")?;
+            .ok_or("not a clica checkpoint (no `clica.checkpoint` description)")?;
         // The version first, so that a newer layout gets a clear message.
         let version = serde_json::from_str::<serde_json::Value>(json)
             .ok()
