@@ -36,6 +36,20 @@ impl Adam {
         self.t
     }
 
+    /// The first and second moments (flat layout).
+    pub fn moments(&self) -> (&[f32], &[f32]) {
+        (&self.m, &self.v)
+    }
+
+    /// Replaces the moments and the step count (lengths checked by the caller).
+    pub fn set_state(&mut self, m: Vec<f32>, v: Vec<f32>, t: u64) {
+        assert_eq!(m.len(), self.m.len(), "first moment length changed");
+        assert_eq!(v.len(), self.v.len(), "second moment length changed");
+        self.m = m;
+        self.v = v;
+        self.t = t;
+    }
+
     /// One Adam step with gradient `grad` and learning rate `lr`, exactly PyTorch's
     /// single-tensor update: `m ← m + (1−β₁)(g − m)`, `v ← β₂v + (1−β₂)g²`,
     /// `p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`, the scalars in f64.

@@ -11,6 +11,17 @@ use rand::RngCore;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Adam's state, named like the parameters (see [`MlpEncoder::optimizer_state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerState {
+    /// Adam steps taken (the `t` of the bias corrections).
+    pub steps: u64,
+    /// First moments, one tensor per parameter.
+    pub first_moment: Vec<NamedTensor>,
+    /// Second moments, one tensor per parameter.
+    pub second_moment: Vec<NamedTensor>,
+}
+
 #[derive(Debug)]
 enum Inner {
     Native(Box<NativeMlp>),
@@ -171,6 +182,75 @@ impl MlpEncoder {
             Inner::Dfdx(m) => m.grad(&self.layout)?,
         };
         Some(self.layout.to_named(&self.config.normalization, &flat))
+    }
+
+    /// A copy of Adam's state (moments and step count), for checkpoints. Together with
+    /// [`parameters`](Self::parameters) it determines every later training step exactly.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on the dfdx backend.
+    pub fn optimizer_state(&self) -> Result<OptimizerState> {
+        match &self.inner {
+            Inner::Native(m) => {
+                let (m1, m2) = m.adam_moments();
+                let norm = &self.config.normalization;
+                Ok(OptimizerState {
+                    steps: m.adam_steps(),
+                    first_moment: self.layout.to_named(norm, m1),
+                    second_moment: self.layout.to_named(norm, m2),
+                })
+            }
+            #[cfg(feature = "dfdx")]
+            Inner::Dfdx(_) => Err(Error::Unsupported(
+                "optimizer state (checkpoints) on the dfdx backend".into(),
+            )),
+        }
+    }
+
+    /// Restores Adam's state saved by [`optimizer_state`](Self::optimizer_state); call it
+    /// after [`set_parameters`](Self::set_parameters), which resets Adam.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] naming the offending tensor (as [`set_parameters`](Self::set_parameters)),
+    /// [`Error::Unsupported`] on the dfdx backend.
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let arch = self.config.describe();
+        let norm = &self.config.normalization;
+        let m1 = self.layout.assemble(norm, &state.first_moment, &arch)?;
+        let m2 = self.layout.assemble(norm, &state.second_moment, &arch)?;
+        match &mut self.inner {
+            Inner::Native(m) => {
+                m.set_adam_state(m1, m2, state.steps);
+                Ok(())
+            }
+            #[cfg(feature = "dfdx")]
+            Inner::Dfdx(_) => Err(Error::Unsupported(
+                "optimizer state (checkpoints) on the dfdx backend".into(),
+            )),
+        }
+    }
+
+    /// The first parameter entry that is NaN or ±∞, as (tensor name, row-major index in
+    /// that tensor); `None` when all are finite.
+    pub fn first_non_finite_parameter(&self) -> Option<(String, usize)> {
+        let i = match &self.inner {
+            Inner::Native(m) => m.params().iter().position(|v| !v.is_finite()),
+            #[cfg(feature = "dfdx")]
+            Inner::Dfdx(m) => m.params(&self.layout).iter().position(|v| !v.is_finite()),
+        }?;
+        Some(self.layout.locate(&self.config.normalization, i))
+    }
+
+    /// The first entry of the last [`backward`](Self::backward)'s gradient that is NaN or
+    /// ±∞, as (tensor name, row-major index in that tensor); `None` when all are finite or
+    /// there is no pending gradient.
+    pub fn first_non_finite_gradient(&self) -> Option<(String, usize)> {
+        let i = match &self.inner {
+            Inner::Native(m) => m.grad()?.iter().position(|v| !v.is_finite()),
+            #[cfg(feature = "dfdx")]
+            Inner::Dfdx(m) => m.grad(&self.layout)?.iter().position(|v| !v.is_finite()),
+        }?;
+        Some(self.layout.locate(&self.config.normalization, i))
     }
 
     /// Copies of all parameters in PyTorch's layout and naming: `layers.{i}.weight`

@@ -3,7 +3,7 @@
 use crate::params::NamedTensor;
 use clica_core::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 fn malformed(reason: impl std::fmt::Display) -> Error {
     Error::param(
@@ -30,8 +30,37 @@ pub(crate) fn serialize(
                 .map_err(|e| Error::Shape(format!("tensor `{}`: {e}", t.name)))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Numerical(format!("safetensors serialisation failed: {e}")))
+    let mut out = safetensors::serialize(views, Some(metadata.clone()))
+        .map_err(|e| Error::Numerical(format!("safetensors serialisation failed: {e}")))?;
+    sort_metadata(&mut out, &metadata);
+    Ok(out)
+}
+
+/// safetensors writes the `__metadata__` map in `HashMap` order, which differs from process
+/// to process; this rewrites it with sorted keys, so that equal contents give equal bytes.
+/// The sorted map has the same entries and escaping, hence the same length: nothing else in
+/// the file moves.
+fn sort_metadata(bytes: &mut [u8], metadata: &HashMap<String, String>) {
+    const PREFIX: &[u8] = b"{\"__metadata__\":";
+    let sorted: BTreeMap<&String, &String> = metadata.iter().collect();
+    let Ok(json) = serde_json::to_string(&sorted) else {
+        return;
+    };
+    let start = 8 + PREFIX.len();
+    let end = start + json.len();
+    if bytes.len() < end || &bytes[8..start] != PREFIX {
+        return;
+    }
+    let written: Option<BTreeMap<String, String>> = serde_json::from_slice(&bytes[start..end]).ok();
+    let same = written.is_some_and(|w| {
+        w.len() == sorted.len()
+            && w.iter()
+                .zip(&sorted)
+                .all(|(a, b)| (a.0, a.1) == (*b.0, *b.1))
+    });
+    if same {
+        bytes[start..end].copy_from_slice(json.as_bytes());
+    }
 }
 
 /// Parses safetensors bytes into f32 tensors (in file order) and the header metadata.

@@ -73,5 +73,5 @@ mod native;
 mod params;
 
 pub use config::{AdamConfig, Backend, EncoderConfig, Normalization};
-pub use encoder::MlpEncoder;
+pub use encoder::{MlpEncoder, OptimizerState};
 pub use params::NamedTensor;

@@ -442,6 +442,18 @@ impl NativeMlp {
         self.adam.steps()
     }
 
+    /// Adam's first and second moments (flat layout).
+    pub fn adam_moments(&self) -> (&[f32], &[f32]) {
+        self.adam.moments()
+    }
+
+    /// Replaces Adam's moments and step count; any pending pass is dropped.
+    pub fn set_adam_state(&mut self, m: Vec<f32>, v: Vec<f32>, t: u64) {
+        self.adam.set_state(m, v, t);
+        self.forwarded = None;
+        self.has_grad = false;
+    }
+
     pub fn forward_train(&mut self, x: ArrayView2<'_, f32>) -> ArrayView2<'_, f32> {
         let rows = x.nrows();
         let n_out = self.layout.widths[self.layout.num_layers()];

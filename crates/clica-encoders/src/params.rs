@@ -102,6 +102,15 @@ impl Layout {
             .collect()
     }
 
+    /// The tensor name and the row-major index within that tensor of flat index `i`.
+    pub fn locate(&self, normalization: &Normalization, i: usize) -> (String, usize) {
+        self.entries(normalization)
+            .into_iter()
+            .find(|(_, _, r)| r.contains(&i))
+            .map(|(name, _, r)| (name, i - r.start))
+            .unwrap_or_else(|| ("(out of range)".to_string(), i))
+    }
+
     /// Assembles a flat vector from named tensors, checking that the set of names and every
     /// shape match this layout exactly.
     pub fn assemble(

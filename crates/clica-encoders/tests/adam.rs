@@ -120,3 +120,66 @@ fn fitting_a_random_linear_map_with_mse_reduces_the_loss_100x() {
         );
     }
 }
+
+/// Three steps on `f` with inputs and output gradients drawn from `r`.
+fn steps(f: &mut MlpEncoder, r: &mut impl rand::Rng, n: usize) {
+    for _ in 0..n {
+        let x = randn(130, 3, r);
+        let g = randn(130, 3, r);
+        f.forward_train(x.view());
+        f.backward_and_step(g.view(), 3e-3);
+    }
+}
+
+#[test]
+fn optimizer_state_round_trip_continues_bit_identically() {
+    let cfg = EncoderConfig::paper(3).with_normalization(Normalization::learnable_sphere());
+    let mut a = MlpEncoder::new(cfg.clone(), &mut rng("adam.state")).unwrap();
+    let mut data = rng("adam.state.data");
+    steps(&mut a, &mut data, 3);
+    let params = a.parameters();
+    let state = a.optimizer_state().unwrap();
+    assert_eq!(state.steps, 3);
+
+    // A fresh encoder with other weights, restored from the saved state.
+    let mut b = MlpEncoder::new(cfg, &mut rng("adam.state.other")).unwrap();
+    b.set_parameters(&params).unwrap();
+    b.set_optimizer_state(&state).unwrap();
+    assert_eq!(b.adam_steps(), 3);
+    let mut data_b = data.clone();
+    steps(&mut a, &mut data, 4);
+    steps(&mut b, &mut data_b, 4);
+    assert_eq!(a.parameters(), b.parameters());
+    assert_eq!(a.optimizer_state().unwrap(), b.optimizer_state().unwrap());
+}
+
+#[test]
+fn optimizer_state_of_another_architecture_is_rejected_by_name() {
+    let mut a = MlpEncoder::new(EncoderConfig::paper(3), &mut rng("adam.arch")).unwrap();
+    let b = MlpEncoder::new(EncoderConfig::paper(4), &mut rng("adam.arch")).unwrap();
+    let err = a
+        .set_optimizer_state(&b.optimizer_state().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("layers.0.weight"), "{err}");
+}
+
+#[test]
+fn non_finite_parameters_and_gradients_are_located() {
+    let mut f = linear(Backend::Native);
+    assert_eq!(f.first_non_finite_parameter(), None);
+    let mut ps = f.parameters();
+    ps[1].data[1] = f32::NAN; // layers.0.bias[1]
+    f.set_parameters(&ps).unwrap();
+    assert_eq!(
+        f.first_non_finite_parameter(),
+        Some(("layers.0.bias".to_string(), 1))
+    );
+    let x = array![[1.0f32, 2.0]];
+    f.forward_train(x.view());
+    f.backward(array![[f32::INFINITY, 0.0]].view());
+    assert_eq!(
+        f.first_non_finite_gradient(),
+        Some(("layers.0.weight".to_string(), 0))
+    );
+}

@@ -165,3 +165,19 @@ fn malformed_or_non_f32_files_are_rejected() {
     let err = g.load_safetensors(&bytes).unwrap_err();
     assert!(err.to_string().contains("expected F32"), "{err}");
 }
+
+#[test]
+fn equal_weights_give_equal_bytes_whatever_the_metadata_order() {
+    // The header's metadata map is written with sorted keys (safetensors itself writes it in
+    // HashMap order, which differs between processes).
+    let f = MlpEncoder::new(EncoderConfig::paper(3), &mut common::rng("bytes")).unwrap();
+    let bytes = f.to_safetensors().unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let (a, b) = (
+        header.find("clica.architecture").unwrap(),
+        header.find("\"format\"").unwrap(),
+    );
+    assert!(a < b, "{header}");
+    assert_eq!(bytes, f.to_safetensors().unwrap());
+}

@@ -12,8 +12,11 @@ use clica_core::{LatentPrior, RunSeed};
 use clica_generators::InvertibleMlp;
 use ndarray::Array2;
 use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// clica: when does a contrastive encoder recover the true latent factors?
 #[derive(Debug, Parser)]
@@ -31,7 +34,7 @@ pub enum Command {
     Sample(SampleArgs),
     /// Push latents through the paper's invertible MLP mixing g; writes x.npy and prints its fingerprint.
     Mix(MixArgs),
-    /// Train a contrastive encoder on a data-generating process; writes config.toml, metrics.jsonl, summary.json, encoder.safetensors.
+    /// Train a contrastive encoder on a data-generating process; writes config.toml, metrics.jsonl, summary.json, encoder.safetensors, checkpoint.safetensors (continue with --resume).
     Train(TrainArgs),
     /// Identity baseline: scores of x = g(z) itself, over several seeds (how nonlinear the mixing is).
     Baseline(BaselineArgs),
@@ -108,8 +111,13 @@ pub struct TrainArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Output folder.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder from its checkpoint (results equal an uninterrupted
+    /// run's). `--config`/`--set` given with it must leave the checkpoint's configuration
+    /// unchanged; a differing field is refused by name.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "dry_run"])]
+    pub resume: Option<PathBuf>,
     /// Only validate the configuration and print it resolved; train nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -372,12 +380,41 @@ fn train(a: &TrainArgs) -> Result<()> {
         .iter()
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
-    let cfg = TrainConfig::from_layers(&layers, &a.set)?;
-    if a.dry_run {
-        print!("{}", cfg.to_toml());
-        return Ok(());
+    // SIGINT/SIGTERM: the first one asks the run to stop after its current step (with a
+    // checkpoint and an `interrupted` summary); a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    if !a.dry_run {
+        for sig in [SIGINT, SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+                .context("cannot install the signal handlers")?;
+        }
     }
-    let summary = crate::train::train(&cfg, &a.out, &mut crate::train::Progress::default())?;
+    let options = crate::train::TrainOptions { stop: Some(stop) };
+    let mut progress = crate::train::Progress::default();
+    let (summary, out) = if let Some(dir) = &a.resume {
+        match crate::train::resume(dir, &layers, &a.set, &mut progress, &options) {
+            Err(crate::Error::AlreadyComplete(d)) => {
+                eprintln!(
+                    "the run in {} is already complete; nothing to resume",
+                    d.display()
+                );
+                return Ok(());
+            }
+            r => (r?, dir),
+        }
+    } else {
+        let cfg = TrainConfig::from_layers(&layers, &a.set)?;
+        if a.dry_run {
+            print!("{}", cfg.to_toml());
+            return Ok(());
+        }
+        let out = a.out.as_ref().context("--out is required")?;
+        (
+            crate::train::train_with(&cfg, out, &mut progress, &options)?,
+            out,
+        )
+    };
     let c = &summary.contrastive;
     eprintln!(
         "done in {:.1}s ({:.3}s/step): r2 {:.4} ± {:.4}, mcc {:.4} ± {:.4} (identity r2 {:.4}, mcc {:.4}); results in {}",
@@ -389,7 +426,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         c.mcc_pearson.std,
         summary.identity.r2,
         summary.identity.mcc_pearson,
-        a.out.display()
+        out.display()
     );
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())

@@ -389,6 +389,9 @@ pub struct TrainSection {
     pub final_lr_fraction: f64,
     /// Log loss and scores every this many steps.
     pub log_every: u64,
+    /// Write a checkpoint every this many steps (0 = only when a phase ends or the run is
+    /// interrupted).
+    pub checkpoint_every: u64,
 }
 
 impl Default for TrainSection {
@@ -401,6 +404,7 @@ impl Default for TrainSection {
             schedule: ScheduleKind::Cosine,
             final_lr_fraction: 0.01,
             log_every: 1000,
+            checkpoint_every: 1000,
         }
     }
 }
@@ -589,6 +593,47 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Reads the `config.toml` a run writes into its folder: the resolved configuration plus
+    /// a `[run]` table (seed, fingerprint, versions), which is ignored here.
+    ///
+    /// # Errors
+    /// As [`TrainConfig::from_toml_with_overrides`].
+    pub fn from_run_config(text: &str) -> Result<Self, CliError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            CliError::Config(format!("not valid TOML: {}", one_line(&e.to_string())))
+        })?;
+        table.remove("run");
+        let text = toml::to_string(&table).map_err(|e| CliError::Config(e.to_string()))?;
+        Self::from_toml_with_overrides(&text, &[])
+    }
+
+    /// Every field whose value differs between `self` and `other`, as (dotted key, value in
+    /// `self`, value in `other`), values written as TOML; sorted by key.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<(String, String, String)> {
+        let flat = |c: &TrainConfig| {
+            let mut out = std::collections::BTreeMap::new();
+            if let Ok(v) = toml::Value::try_from(c) {
+                flatten("", &v, &mut out);
+            }
+            out
+        };
+        let (a, b) = (flat(self), flat(other));
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let missing = || "(absent)".to_string();
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| {
+                (
+                    k.clone(),
+                    a.get(k).cloned().unwrap_or_else(missing),
+                    b.get(k).cloned().unwrap_or_else(missing),
+                )
+            })
+            .collect()
+    }
+
     /// The resolved configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialise config: {e}\n"))
@@ -601,6 +646,24 @@ fn one_line(s: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with('|') && *l != "^")
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
 }
 
 fn merge(into: &mut toml::Table, from: toml::Table) {
@@ -754,6 +817,36 @@ mod tests {
             }
         }
         assert_eq!(n, 18, "12 rows of Table 1 and 6 of Table 2");
+    }
+
+    #[test]
+    fn differences_name_each_changed_field() {
+        let a = parse("", &[]).unwrap();
+        let b = parse(
+            "",
+            &[
+                "train.lr=0.003",
+                "data.space=box",
+                "data.conditional=normal",
+            ],
+        )
+        .unwrap();
+        let d = a.differences(&b);
+        let keys: Vec<&str> = d.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(keys, ["data.conditional", "data.space", "train.lr"]);
+        assert_eq!(d[2], ("train.lr".into(), "0.001".into(), "0.003".into()));
+        assert!(a.differences(&a.clone()).is_empty());
+    }
+
+    #[test]
+    fn run_config_ignores_the_run_table() {
+        let c = parse("", &["train.steps=7"]).unwrap();
+        let text = format!(
+            "{}\n[run]\nseed = 0\ngenerator_fingerprint = \"x\"\n",
+            c.to_toml()
+        );
+        assert_eq!(TrainConfig::from_run_config(&text).unwrap(), c);
+        assert!(TrainConfig::from_run_config("[train\n").is_err());
     }
 
     #[test]

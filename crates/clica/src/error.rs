@@ -25,6 +25,31 @@ pub enum Error {
         /// The quantity (loss, gradient, parameters, …).
         what: String,
     },
+    /// A checkpoint is missing, malformed, truncated, from another format version, or does
+    /// not belong to this run.
+    #[error("{path}: cannot resume from this checkpoint: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The configuration given for a resumed run differs from the checkpoint's.
+    #[error("{0}")]
+    ConfigMismatch(String),
+    /// The run was stopped (SIGINT/SIGTERM) after a step; a checkpoint was written.
+    #[error("interrupted after step {step} of the {phase} phase; {resume}")]
+    Interrupted {
+        /// Steps completed in the phase.
+        step: u64,
+        /// `contrastive` or `supervised`.
+        phase: String,
+        /// How to continue.
+        resume: String,
+    },
+    /// `--resume` on a run that has already completed.
+    #[error("the run in {0} is already complete; nothing to resume")]
+    AlreadyComplete(std::path::PathBuf),
 }
 
 /// `Result` with [`Error`].

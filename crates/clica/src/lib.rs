@@ -31,6 +31,7 @@
 //! # Ok::<(), clica_core::Error>(())
 //! ```
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 mod error;

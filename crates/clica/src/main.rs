@@ -7,7 +7,11 @@ fn main() -> ExitCode {
             // One line: the error and its causes, joined.
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", msg.join(": "));
-            ExitCode::from(2)
+            // 130 (as for SIGINT) for a run stopped by a signal; 2 for everything else.
+            match e.downcast_ref::<clica::Error>() {
+                Some(clica::Error::Interrupted { .. }) => ExitCode::from(130),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }

@@ -6,15 +6,22 @@
 //! * `config.toml` — the resolved configuration plus a `[run]` table (seed, generator
 //!   fingerprint, versions);
 //! * `metrics.jsonl` — one JSON object per logged step (`step`, `loss`, `lr`, `r2`, `mcc`,
-//!   `elapsed_s`);
-//! * `summary.json` — identity baseline, final scores (mean ± std over fresh batches),
-//!   optional supervised baseline, steps, wall time, versions;
-//! * `encoder.safetensors` — the trained weights.
+//!   `elapsed_s`); `metrics_supervised.jsonl` likewise for the supervised baseline;
+//! * `summary.json` — `status` `completed`: identity baseline, final scores (mean ± std
+//!   over fresh batches), optional supervised baseline, steps, wall time, versions. A run
+//!   that stops early writes `status` `diverged`, `interrupted` or `failed` with `phase`,
+//!   `step`, `steps`, `message` and the last `checkpoint` instead;
+//! * `encoder.safetensors` — the trained weights;
+//! * `checkpoint.safetensors` — the state to resume from (see [`crate::checkpoint`]).
+//!
+//! Every file is written atomically (temporary file, fsync, rename); the metrics files are
+//! rewritten whole at each log point, so a crash never leaves a half-written line.
 
-use crate::config::TrainConfig;
+use crate::checkpoint::{Checkpoint, ContrastiveResult, Phase};
+use crate::config::{BackendKind, TrainConfig};
 use crate::io::write_atomic;
 use crate::{Error, Result};
-use clica_core::{Encoder, LatentPrior, RunSeed};
+use clica_core::{ClicaRng, Encoder, LatentPrior, RunSeed};
 use clica_encoders::MlpEncoder;
 use clica_eval::Scores;
 use clica_generators::InvertibleMlp;
@@ -23,8 +30,11 @@ use clica_priors::Prior;
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::Serialize;
 use serde_json::json;
-use std::io::Write;
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One logged point of a run.
@@ -102,7 +112,7 @@ pub struct FinalScores {
 /// What a run produced (also written to `summary.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// "completed".
+    /// "completed" (runs that stop early write a shorter summary; see the module docs).
     pub status: String,
     /// Run seed.
     pub seed: u64,
@@ -199,39 +209,110 @@ fn final_scores(
     })
 }
 
+/// Options of a run beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// When this flag becomes true (e.g. set by a SIGINT/SIGTERM handler), the run finishes
+    /// its current step, writes a checkpoint and a summary marked `interrupted`, and returns
+    /// [`Error::Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
 /// Which objective a training loop optimises.
 enum Objective<'a> {
     Contrastive(&'a dyn ContrastiveLoss<f32>),
     Supervised,
 }
 
-/// The inner loop shared by contrastive and supervised training.
+/// How a training loop ended.
+enum Ended {
+    Completed,
+    Interrupted,
+}
+
+/// The inner loop shared by contrastive and supervised training, with everything a
+/// checkpoint of it records.
 struct Loop<'a> {
     setup: &'a Setup,
     encoder: MlpEncoder,
-    data_rng: clica_core::ClicaRng,
-    log_rng: clica_core::ClicaRng,
+    data_rng: ClicaRng,
+    log_rng: ClicaRng,
+    /// Steps completed.
+    step: u64,
+    /// Loss of the last completed step (NaN before the first).
+    last_loss: f64,
+    /// Seconds of training so far, earlier segments of a resumed run included.
+    elapsed_s: f64,
+    /// Points logged so far; the metrics file is rewritten from them at every log point.
+    points: Vec<LogPoint>,
+    metrics: PathBuf,
 }
 
-impl Loop<'_> {
-    /// Runs `steps` steps; `log` receives each log point.
+impl<'a> Loop<'a> {
+    /// A fresh loop: the encoder from stream `encoder`, data and log streams `data`, `log`.
+    fn new(
+        setup: &'a Setup,
+        enc_cfg: clica_encoders::EncoderConfig,
+        [encoder, data, log]: [&str; 3],
+        metrics: PathBuf,
+    ) -> Result<Self> {
+        Ok(Loop {
+            setup,
+            encoder: MlpEncoder::new(enc_cfg, &mut setup.seed.stream(encoder))?,
+            data_rng: setup.seed.stream(data),
+            log_rng: setup.seed.stream(log),
+            step: 0,
+            last_loss: f64::NAN,
+            elapsed_s: 0.0,
+            points: Vec::new(),
+            metrics,
+        })
+    }
+
+    /// Continues from checkpoint `ck` (its encoder, Adam state, streams and progress) with
+    /// the logged `points`.
+    fn restore(&mut self, ck: &Checkpoint, path: &Path, points: &[LogPoint]) -> Result<()> {
+        let bad = |reason: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        self.encoder
+            .set_parameters(&ck.parameters)
+            .and_then(|()| self.encoder.set_optimizer_state(&ck.optimizer))
+            .map_err(|e| bad(format!("its encoder does not fit the configuration: {e}")))?;
+        self.data_rng = saved_rng(ck, "data", path)?;
+        self.log_rng = saved_rng(ck, "log", path)?;
+        self.step = ck.step;
+        self.last_loss = ck.last_loss;
+        self.elapsed_s = ck.elapsed_s;
+        self.points = points.to_vec();
+        Ok(())
+    }
+
+    /// Runs the steps after `self.step` up to `steps`. `save` writes a checkpoint of the
+    /// loop; it is called every `train.checkpoint_every` steps, when the phase ends and when
+    /// `stop` is set.
     fn run(
         &mut self,
         objective: Objective<'_>,
         steps: u64,
         observer: &mut dyn Observer,
-        mut on_log: impl FnMut(&LogPoint) -> Result<()>,
-    ) -> Result<(f64, f64)> {
+        stop: Option<&AtomicBool>,
+        save: &mut dyn FnMut(&Loop<'_>) -> Result<()>,
+    ) -> Result<Ended> {
         let cfg = &self.setup.config;
         let (b, n) = (cfg.train.batch, cfg.data.dim);
+        let every = cfg.train.checkpoint_every;
         let mut x_both = Array2::<f32>::zeros((2 * b, n));
         let mut grad = Array2::<f32>::zeros((2 * b, n));
         // Second half of the batch: positives (contrastive) or independent latents (supervised).
         let mut z_second = Array2::<f64>::zeros((b, n));
         let mut target = Array2::<f32>::zeros((2 * b, n));
-        let mut loss = f64::NAN;
         let start = Instant::now();
-        for step in 1..=steps {
+        let elapsed0 = self.elapsed_s;
+        write_points(&self.metrics, &self.points)?;
+        while self.step < steps {
+            let step = self.step + 1;
             let z = self.setup.prior.marginal(&mut self.data_rng, b);
             let lr = cfg.train.lr_at_of(step, steps);
             match objective {
@@ -267,26 +348,34 @@ impl Loop<'_> {
                     clica_objectives::mse_and_grad(h, target.view(), grad.view_mut())
                 }
             };
-            loss = f64::from(value);
+            let loss = f64::from(value);
+            let diverged = |what: String| Error::Diverged { step, what };
             if !loss.is_finite() {
-                return Err(Error::Diverged {
-                    step,
-                    what: "the loss".into(),
-                });
+                return Err(diverged("the loss".into()));
             }
             if let Some((r, c)) = grad
                 .indexed_iter()
                 .find(|(_, v)| !v.is_finite())
                 .map(|(i, _)| i)
             {
-                return Err(Error::Diverged {
-                    step,
-                    what: format!("the output gradient (row {r}, column {c})"),
-                });
+                return Err(diverged(format!(
+                    "the output gradient (row {r}, column {c})"
+                )));
             }
-            self.encoder.backward_and_step(grad.view(), lr as f32);
-            let elapsed = start.elapsed().as_secs_f64();
-            observer.step(step, loss, elapsed);
+            self.encoder.backward(grad.view());
+            if let Some((name, i)) = self.encoder.first_non_finite_gradient() {
+                return Err(diverged(format!(
+                    "the gradient of parameter `{name}` (entry {i})"
+                )));
+            }
+            self.encoder.step(lr as f32);
+            if let Some((name, i)) = self.encoder.first_non_finite_parameter() {
+                return Err(diverged(format!("the parameter `{name}` (entry {i})")));
+            }
+            self.step = step;
+            self.last_loss = loss;
+            self.elapsed_s = elapsed0 + start.elapsed().as_secs_f64();
+            observer.step(step, loss, self.elapsed_s);
             if step == 1 || step % cfg.train.log_every == 0 || step == steps {
                 let z = self
                     .setup
@@ -296,10 +385,9 @@ impl Loop<'_> {
                     .encoder
                     .encode(self.setup.generator.forward(z.view()).view());
                 if let Some(((r, c), _)) = h.indexed_iter().find(|(_, v)| !v.is_finite()) {
-                    return Err(Error::Diverged {
-                        step,
-                        what: format!("the encoder output (row {r}, column {c})"),
-                    });
+                    return Err(diverged(format!(
+                        "the encoder output (row {r}, column {c})"
+                    )));
                 }
                 let r2 = clica_eval::r2_in_sample(z.view(), h.view())?;
                 let mcc = if h.ncols() >= z.ncols() {
@@ -313,35 +401,42 @@ impl Loop<'_> {
                     lr,
                     r2,
                     mcc,
-                    elapsed_s: elapsed,
+                    elapsed_s: self.elapsed_s,
                 };
                 observer.log(&point);
-                on_log(&point)?;
+                self.points.push(point);
+                write_points(&self.metrics, &self.points)?;
+            }
+            if step < steps {
+                if stop.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                    save(self)?;
+                    return Ok(Ended::Interrupted);
+                }
+                if every > 0 && step % every == 0 {
+                    save(self)?;
+                }
             }
         }
-        Ok((loss, start.elapsed().as_secs_f64()))
+        save(self)?;
+        Ok(Ended::Completed)
     }
 }
 
-/// Appends JSON lines to a file, flushing each.
-struct JsonLines {
-    path: PathBuf,
-    file: std::fs::File,
+fn saved_rng(ck: &Checkpoint, name: &str, path: &Path) -> Result<ClicaRng> {
+    ck.rngs.get(name).cloned().ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("the state of random stream `{name}` is missing"),
+    })
 }
 
-impl JsonLines {
-    fn create(path: PathBuf) -> Result<Self> {
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(JsonLines { path, file })
+/// Rewrites a JSON-lines metrics file from all its points, atomically.
+fn write_points(path: &Path, points: &[LogPoint]) -> Result<()> {
+    let mut text = String::new();
+    for p in points {
+        text.push_str(&serde_json::to_string(p).map_err(|e| Error::Config(e.to_string()))?);
+        text.push('\n');
     }
-    fn push(&mut self, v: &impl Serialize) -> Result<()> {
-        let mut line = serde_json::to_string(v).map_err(|e| Error::Config(e.to_string()))?;
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.flush())
-            .map_err(|e| Error::io(&self.path, e))
-    }
+    write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// Writes `v` as pretty JSON to `path` atomically.
@@ -351,15 +446,244 @@ pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
     write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
-/// Runs one training job and writes its results to `out`.
+/// Runs one training job and writes its results to `out` (see [`train_with`]).
 ///
 /// # Errors
-/// Invalid configuration, I/O failures, divergence (the error names the step and quantity).
+/// As [`train_with`].
 pub fn train(config: &TrainConfig, out: &Path, observer: &mut dyn Observer) -> Result<Summary> {
+    train_with(config, out, observer, &TrainOptions::default())
+}
+
+/// Runs one training job and writes its results to `out`, with checkpoints (see
+/// [`crate::checkpoint`]) every `train.checkpoint_every` steps and at the end of each phase.
+/// A checkpoint left in `out` by an earlier run is removed first.
+///
+/// # Errors
+/// Invalid configuration, I/O failures, divergence (the error names the step and quantity;
+/// `summary.json` is marked `diverged` and the last good checkpoint is kept), interruption
+/// through `options.stop` ([`Error::Interrupted`]; `summary.json` is marked `interrupted`).
+pub fn train_with(
+    config: &TrainConfig,
+    out: &Path,
+    observer: &mut dyn Observer,
+    options: &TrainOptions,
+) -> Result<Summary> {
     let setup = Setup::new(config)?;
-    let cfg = &setup.config;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let stale = Checkpoint::path(out);
+    match std::fs::remove_file(&stale) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&stale, e)),
+        _ => {}
+    }
+    execute(&setup, out, observer, options, None)
+}
+
+/// Continues the run in folder `dir` from its checkpoint and finishes it; the results equal
+/// those of an uninterrupted run bit for bit (timings aside).
+///
+/// `layers` and `overrides` (as in [`TrainConfig::from_layers`], applied on top of the
+/// checkpoint's configuration) let the caller state the configuration it expects: if the
+/// result differs from the checkpoint's, the resume is refused and the error names every
+/// differing field. The folder's `config.toml` must match the checkpoint too.
+///
+/// # Errors
+/// [`Error::Checkpoint`] for a missing, malformed, truncated or foreign checkpoint (other
+/// format version, other generator), [`Error::ConfigMismatch`],
+/// [`Error::AlreadyComplete`], and the errors of [`train_with`].
+pub fn resume(
+    dir: &Path,
+    layers: &[(&str, &str)],
+    overrides: &[String],
+    observer: &mut dyn Observer,
+    options: &TrainOptions,
+) -> Result<Summary> {
+    let path = Checkpoint::path(dir);
+    let ck = Checkpoint::read(dir)?;
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.clone(),
+        reason,
+    };
+    let config = TrainConfig::from_toml_with_overrides(&ck.config_toml, &[])
+        .map_err(|e| bad(format!("its configuration is not valid here: {e}")))?;
+    let describe = |d: Vec<(String, String, String)>, a: &str, b: &str| {
+        d.iter()
+            .map(|(k, x, y)| format!("{k}: {a} {x}, {b} {y}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let folder_cfg = dir.join("config.toml");
+    if let Ok(text) = std::fs::read_to_string(&folder_cfg) {
+        let on_disk = TrainConfig::from_run_config(&text).map_err(|e| {
+            Error::ConfigMismatch(format!("{}: {e}; refusing to resume", folder_cfg.display()))
+        })?;
+        let d = config.differences(&on_disk);
+        if !d.is_empty() {
+            return Err(Error::ConfigMismatch(format!(
+                "{} no longer matches the checkpoint, refusing to resume: {}",
+                folder_cfg.display(),
+                describe(d, "checkpoint", "config.toml")
+            )));
+        }
+    }
+    if !layers.is_empty() || !overrides.is_empty() {
+        let mut all = vec![("checkpoint", ck.config_toml.as_str())];
+        all.extend_from_slice(layers);
+        let now = TrainConfig::from_layers(&all, overrides)?;
+        let d = config.differences(&now);
+        if !d.is_empty() {
+            return Err(Error::ConfigMismatch(format!(
+                "the configuration given differs from the checkpoint's, refusing to resume: {}",
+                describe(d, "checkpoint", "now")
+            )));
+        }
+    }
+    if ck.phase == Phase::Done {
+        return Err(Error::AlreadyComplete(dir.to_path_buf()));
+    }
+    let setup = Setup::new(&config)?;
     let fingerprint = setup.generator.fingerprint().hex();
+    if fingerprint != ck.generator_fingerprint {
+        return Err(bad(format!(
+            "it was written for generator {} but this configuration builds generator {fingerprint} (another clica version?)",
+            ck.generator_fingerprint
+        )));
+    }
+    let total = match ck.phase {
+        Phase::Supervised => supervised_steps(&config),
+        _ => config.train.steps,
+    };
+    if ck.step > total {
+        return Err(bad(format!(
+            "it is at step {} of a {}-step {} phase",
+            ck.step,
+            total,
+            ck.phase.name()
+        )));
+    }
+    execute(&setup, dir, observer, options, Some(ck))
+}
+
+fn supervised_steps(cfg: &TrainConfig) -> u64 {
+    if cfg.eval.supervised_steps == 0 {
+        cfg.train.steps
+    } else {
+        cfg.eval.supervised_steps
+    }
+}
+
+/// Where a run stands, for the summary of a run that stops early.
+struct Track {
+    phase: Cell<Phase>,
+    checkpoint: Cell<Option<(Phase, u64)>>,
+}
+
+/// Writes checkpoints of one run.
+struct Saver<'a> {
+    out: &'a Path,
+    config_toml: String,
+    fingerprint: String,
+    /// The dfdx backend cannot export Adam's state; its runs write no checkpoints.
+    enabled: bool,
+    track: &'a Track,
+}
+
+impl Saver<'_> {
+    fn save(
+        &self,
+        phase: Phase,
+        lp: &Loop<'_>,
+        eval_rng: &ClicaRng,
+        metrics: &[LogPoint],
+        metrics_supervised: &[LogPoint],
+        contrastive: Option<&ContrastiveResult>,
+    ) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let ck = Checkpoint {
+            phase,
+            step: lp.step,
+            config_toml: self.config_toml.clone(),
+            generator_fingerprint: self.fingerprint.clone(),
+            rngs: BTreeMap::from([
+                ("data".to_string(), lp.data_rng.clone()),
+                ("log".to_string(), lp.log_rng.clone()),
+                ("eval".to_string(), eval_rng.clone()),
+            ]),
+            last_loss: lp.last_loss,
+            elapsed_s: lp.elapsed_s,
+            metrics: metrics.to_vec(),
+            metrics_supervised: metrics_supervised.to_vec(),
+            contrastive: contrastive.cloned(),
+            parameters: lp.encoder.parameters(),
+            optimizer: lp.encoder.optimizer_state()?,
+        };
+        ck.write(self.out)?;
+        self.track.checkpoint.set(Some((phase, lp.step)));
+        Ok(())
+    }
+}
+
+/// Runs (or continues from `resume`) the phases of a run, writing a summary marked
+/// `diverged`, `interrupted` or `failed` if it stops early.
+fn execute(
+    setup: &Setup,
+    out: &Path,
+    observer: &mut dyn Observer,
+    options: &TrainOptions,
+    resume: Option<Checkpoint>,
+) -> Result<Summary> {
+    let cfg = &setup.config;
+    let fingerprint = setup.generator.fingerprint().hex();
+    let track = Track {
+        phase: Cell::new(resume.as_ref().map_or(Phase::Contrastive, |c| c.phase)),
+        checkpoint: Cell::new(resume.as_ref().map(|c| (c.phase, c.step))),
+    };
+    let result = run_phases(setup, out, observer, options, resume, &track);
+    if let Err(e) = &result {
+        let (status, step) = match e {
+            Error::Diverged { step, .. } => ("diverged", Some(*step)),
+            Error::Interrupted { step, .. } => ("interrupted", Some(*step)),
+            _ => ("failed", None),
+        };
+        let phase = track.phase.get();
+        let steps = match phase {
+            Phase::Supervised => supervised_steps(cfg),
+            _ => cfg.train.steps,
+        };
+        let checkpoint = track
+            .checkpoint
+            .get()
+            .map(|(p, s)| json!({"file": crate::checkpoint::FILE, "phase": p.name(), "step": s}));
+        let summary = json!({
+            "status": status,
+            "phase": phase.name(),
+            "step": step,
+            "steps": steps,
+            "message": e.to_string(),
+            "checkpoint": checkpoint,
+            "seed": cfg.seed,
+            "generator_fingerprint": fingerprint,
+            "versions": versions(),
+        });
+        // The run's own error matters more than a failure to record it.
+        let _ = write_json(&out.join("summary.json"), &summary);
+    }
+    result
+}
+
+fn run_phases(
+    setup: &Setup,
+    out: &Path,
+    observer: &mut dyn Observer,
+    options: &TrainOptions,
+    resume: Option<Checkpoint>,
+    track: &Track,
+) -> Result<Summary> {
+    let cfg = &setup.config;
+    let fingerprint = setup.generator.fingerprint().hex();
+    let stop = options.stop.as_deref();
+    let ck_path = Checkpoint::path(out);
 
     // The resolved config, with the run's identity.
     let mut resolved = cfg.to_toml();
@@ -371,59 +695,124 @@ pub fn train(config: &TrainConfig, out: &Path, observer: &mut dyn Observer) -> R
     write_atomic(&out.join("config.toml"), resolved.as_bytes())
         .map_err(|e| Error::io(out.join("config.toml"), e))?;
 
-    // Identity baseline on a fresh batch.
+    // Identity baseline on a fresh batch (recomputed on resume: it only reads the "eval"
+    // stream, whose saved state replaces it afterwards).
     let mut eval_rng = setup.seed.stream("eval");
     let z = setup.prior.marginal(&mut eval_rng, cfg.eval.samples);
     let identity =
         clica_eval::identity_baseline(z.view(), setup.generator.forward(z.view()).view())?;
+    if let Some(ck) = &resume {
+        eval_rng = saved_rng(ck, "eval", &ck_path)?;
+    }
 
     let loss_kernel = cfg.loss.build()?;
     let enc_cfg = cfg.encoder.encoder_config(cfg.data.dim)?;
-    let encoder = MlpEncoder::new(enc_cfg.clone(), &mut setup.seed.stream("encoder"))?;
-    let mut lp = Loop {
-        setup: &setup,
-        encoder,
-        data_rng: setup.seed.stream("train.data"),
-        log_rng: setup.seed.stream("train.log"),
+    let saver = Saver {
+        out,
+        config_toml: cfg.to_toml(),
+        fingerprint: fingerprint.clone(),
+        enabled: cfg.encoder.backend == BackendKind::Native,
+        track,
     };
-    let mut metrics = JsonLines::create(out.join("metrics.jsonl"))?;
-    observer.start(cfg.train.steps, "contrastive");
-    let (final_loss, seconds) = lp.run(
-        Objective::Contrastive(loss_kernel.as_ref()),
-        cfg.train.steps,
-        observer,
-        |p| metrics.push(p),
-    )?;
-    observer.finish();
-    let contrastive = final_scores(&setup, &lp.encoder, &mut eval_rng, cfg.eval.final_batches)?;
-    let weights = out.join("encoder.safetensors");
-    write_atomic(&weights, &lp.encoder.to_safetensors()?).map_err(|e| Error::io(&weights, e))?;
-
-    let supervised = if cfg.eval.supervised {
-        let steps = if cfg.eval.supervised_steps == 0 {
-            cfg.train.steps
+    let interrupted = |step: u64, phase: Phase| Error::Interrupted {
+        step,
+        phase: phase.name().into(),
+        resume: if saver.enabled {
+            format!(
+                "checkpoint written; continue with `clica train --resume {}`",
+                out.display()
+            )
         } else {
-            cfg.eval.supervised_steps
+            "the dfdx backend writes no checkpoints".into()
+        },
+    };
+
+    // Contrastive phase (unless the checkpoint is past it).
+    let metrics_path = out.join("metrics.jsonl");
+    let (contrastive, metrics, mut last) =
+        match resume.as_ref().filter(|c| c.phase != Phase::Contrastive) {
+            Some(ck) => {
+                let c = ck.contrastive.clone().ok_or_else(|| Error::Checkpoint {
+                    path: ck_path.clone(),
+                    reason: "no contrastive results".into(),
+                })?;
+                write_points(&metrics_path, &ck.metrics)?;
+                (c, ck.metrics.clone(), None)
+            }
+            None => {
+                let mut lp = Loop::new(
+                    setup,
+                    enc_cfg.clone(),
+                    ["encoder", "train.data", "train.log"],
+                    metrics_path,
+                )?;
+                if let Some(ck) = &resume {
+                    lp.restore(ck, &ck_path, &ck.metrics)?;
+                }
+                track.phase.set(Phase::Contrastive);
+                observer.start(cfg.train.steps, "contrastive");
+                let ended = lp.run(
+                    Objective::Contrastive(loss_kernel.as_ref()),
+                    cfg.train.steps,
+                    observer,
+                    stop,
+                    &mut |l| saver.save(Phase::Contrastive, l, &eval_rng, &l.points, &[], None),
+                )?;
+                observer.finish();
+                if let Ended::Interrupted = ended {
+                    return Err(interrupted(lp.step, Phase::Contrastive));
+                }
+                let scores =
+                    final_scores(setup, &lp.encoder, &mut eval_rng, cfg.eval.final_batches)?;
+                let weights = out.join("encoder.safetensors");
+                write_atomic(&weights, &lp.encoder.to_safetensors()?)
+                    .map_err(|e| Error::io(&weights, e))?;
+                let c = ContrastiveResult {
+                    scores,
+                    final_loss: lp.last_loss,
+                    train_seconds: lp.elapsed_s,
+                };
+                let points = lp.points.clone();
+                (c, points, Some(lp))
+            }
         };
-        let encoder = MlpEncoder::new(enc_cfg, &mut setup.seed.stream("encoder.supervised"))?;
-        let mut sup = Loop {
-            setup: &setup,
-            encoder,
-            data_rng: setup.seed.stream("train.supervised.data"),
-            log_rng: setup.seed.stream("train.supervised.log"),
-        };
-        let mut sup_metrics = JsonLines::create(out.join("metrics_supervised.jsonl"))?;
+
+    let mut metrics_supervised = Vec::new();
+    let supervised = if cfg.eval.supervised {
+        let steps = supervised_steps(cfg);
+        let mut sup = Loop::new(
+            setup,
+            enc_cfg,
+            [
+                "encoder.supervised",
+                "train.supervised.data",
+                "train.supervised.log",
+            ],
+            out.join("metrics_supervised.jsonl"),
+        )?;
+        if let Some(ck) = resume.as_ref().filter(|c| c.phase == Phase::Supervised) {
+            sup.restore(ck, &ck_path, &ck.metrics_supervised)?;
+        }
+        track.phase.set(Phase::Supervised);
         observer.start(steps, "supervised");
-        sup.run(Objective::Supervised, steps, observer, |p| {
-            sup_metrics.push(p)
+        let ended = sup.run(Objective::Supervised, steps, observer, stop, &mut |l| {
+            saver.save(
+                Phase::Supervised,
+                l,
+                &eval_rng,
+                &metrics,
+                &l.points,
+                Some(&contrastive),
+            )
         })?;
         observer.finish();
-        Some(final_scores(
-            &setup,
-            &sup.encoder,
-            &mut eval_rng,
-            cfg.eval.final_batches,
-        )?)
+        if let Ended::Interrupted = ended {
+            return Err(interrupted(sup.step, Phase::Supervised));
+        }
+        let scores = final_scores(setup, &sup.encoder, &mut eval_rng, cfg.eval.final_batches)?;
+        metrics_supervised = sup.points.clone();
+        last = Some(sup);
+        Some(scores)
     } else {
         None
     };
@@ -433,19 +822,33 @@ pub fn train(config: &TrainConfig, out: &Path, observer: &mut dyn Observer) -> R
         seed: cfg.seed,
         generator_fingerprint: fingerprint,
         prior: setup.prior.describe(),
-        encoder: lp.encoder.config().describe(),
+        encoder: enc_cfg_describe(cfg)?,
         loss: loss_kernel.name(),
         identity,
-        contrastive,
+        contrastive: contrastive.scores.clone(),
         supervised,
         steps: cfg.train.steps,
-        final_loss,
-        train_seconds: seconds,
-        seconds_per_step: seconds / cfg.train.steps as f64,
+        final_loss: contrastive.final_loss,
+        train_seconds: contrastive.train_seconds,
+        seconds_per_step: contrastive.train_seconds / cfg.train.steps as f64,
         versions: versions(),
     };
     write_json(&out.join("summary.json"), &summary)?;
+    if let Some(lp) = last.as_ref() {
+        saver.save(
+            Phase::Done,
+            lp,
+            &eval_rng,
+            &metrics,
+            &metrics_supervised,
+            Some(&contrastive),
+        )?;
+    }
     Ok(summary)
+}
+
+fn enc_cfg_describe(cfg: &TrainConfig) -> Result<String> {
+    Ok(cfg.encoder.encoder_config(cfg.data.dim)?.describe())
 }
 
 /// Progress on stderr: a live line with step, loss, R² and ETA on a terminal; one plain line
