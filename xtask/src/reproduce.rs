@@ -218,7 +218,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Common arguments of every run: the row config, the protocol, the protocol's per-row
-/// overrides, the seed, then the user's and the smoke overrides.
+/// overrides, the seed, the smoke overrides, then the user's (which win).
 fn run_args(
     config: &str,
     protocol: &Path,
@@ -240,8 +240,8 @@ fn run_args(
         .chain(extra)
         .cloned()
         .chain(std::iter::once(format!("seed={seed}")))
-        .chain(o.sets.iter().cloned())
-        .chain(SMOKE.iter().filter(|_| o.smoke).map(|s| (*s).to_string()));
+        .chain(SMOKE.iter().filter(|_| o.smoke).map(|s| (*s).to_string()))
+        .chain(o.sets.iter().cloned());
     for s in sets {
         a.push("--set".into());
         a.push(s);

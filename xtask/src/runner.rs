@@ -1,5 +1,6 @@
 //! Runs `clica train` jobs: one independent process per (row, seed), `--jobs` at a time,
-//! skipping runs that already completed with the same resolved configuration.
+//! skipping runs that already completed with the same resolved configuration and resuming
+//! interrupted ones from their checkpoint.
 
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -94,15 +95,39 @@ fn run_one(clica: &Path, job: &Job, threads: usize) -> Outcome {
         Ok(f) => f,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let status = Command::new(clica)
-        .arg("train")
-        .args(&job.args)
-        .arg("--out")
-        .arg(&job.dir)
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .stdout(log)
-        .stderr(log_err)
-        .status();
+    // An interrupted run of the same configuration continues from its checkpoint; if that
+    // fails (say the checkpoint is from another build), the run starts afresh.
+    let resumable = job.dir.join("checkpoint.safetensors").is_file()
+        && std::fs::read_to_string(job.dir.join("config.toml"))
+            .is_ok_and(|c| c.starts_with(&resolved));
+    let train = |resume: bool, log: std::fs::File, log_err: std::fs::File| {
+        let mut cmd = Command::new(clica);
+        cmd.arg("train").args(&job.args);
+        if resume {
+            cmd.arg("--resume").arg(&job.dir);
+        } else {
+            cmd.arg("--out").arg(&job.dir);
+        }
+        cmd.env("RAYON_NUM_THREADS", threads.to_string())
+            .stdout(log)
+            .stderr(log_err)
+            .status()
+    };
+    let mut status = train(resumable, log, log_err);
+    let completed = |st: &std::io::Result<std::process::ExitStatus>| {
+        matches!(st, Ok(s) if s.success()) && completed_summary(&job.dir, &resolved).is_some()
+    };
+    if resumable && !completed(&status) {
+        let (log, log_err) = match std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .and_then(|f| Ok((f.try_clone()?, f)))
+        {
+            Ok(pair) => pair,
+            Err(e) => return Outcome::Failed(format!("cannot reopen {}: {e}", log_path.display())),
+        };
+        status = train(false, log, log_err);
+    }
     match status {
         Ok(s) if s.success() => match completed_summary(&job.dir, &resolved) {
             Some(summary) => Outcome::Done {

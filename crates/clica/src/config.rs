@@ -397,9 +397,9 @@ pub struct TrainSection {
 impl Default for TrainSection {
     fn default() -> Self {
         TrainSection {
-            steps: 28_000,
+            steps: 8_000,
             batch: 2048,
-            lr: 1e-3,
+            lr: 3e-3,
             warmup_steps: 100,
             schedule: ScheduleKind::Cosine,
             final_lr_fraction: 0.01,
@@ -454,7 +454,7 @@ impl Default for EvalSection {
             samples: 4096,
             final_batches: 10,
             supervised: false,
-            supervised_steps: 0,
+            supervised_steps: 3_000,
         }
     }
 }
@@ -820,12 +820,22 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_protocol_file_is_the_defaults() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+        let text = std::fs::read_to_string(format!("{root}/protocol/fast.toml")).unwrap();
+        let fast = parse(&text, &[]).unwrap();
+        assert_eq!(fast, TrainConfig::default());
+        let paper = std::fs::read_to_string(format!("{root}/protocol/paper.toml")).unwrap();
+        assert_ne!(parse(&paper, &[]).unwrap(), TrainConfig::default());
+    }
+
+    #[test]
     fn differences_name_each_changed_field() {
         let a = parse("", &[]).unwrap();
         let b = parse(
             "",
             &[
-                "train.lr=0.003",
+                "train.lr=0.004",
                 "data.space=box",
                 "data.conditional=normal",
             ],
@@ -834,7 +844,7 @@ mod tests {
         let d = a.differences(&b);
         let keys: Vec<&str> = d.iter().map(|(k, _, _)| k.as_str()).collect();
         assert_eq!(keys, ["data.conditional", "data.space", "train.lr"]);
-        assert_eq!(d[2], ("train.lr".into(), "0.001".into(), "0.003".into()));
+        assert_eq!(d[2], ("train.lr".into(), "0.003".into(), "0.004".into()));
         assert!(a.differences(&a.clone()).is_empty());
     }
 
