@@ -54,10 +54,13 @@ pub struct Check {
     /// ✓ when ours lies in [lo, hi].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
-    /// Control row: ✓ when ours is at least this many points below the lowest non-control row
-    /// of the same table.
+    /// Control row: ✓ when ours is at least this many points below row `than` of the same
+    /// table (its identifiable sibling: same model and loss, identifiable data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below: Option<f64>,
+    /// The row a control is compared with (required with `below`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub than: Option<u32>,
 }
 
 /// The ablation grid.
@@ -107,8 +110,8 @@ impl Check {
         self.below.is_some()
     }
 
-    /// The verdict for `ours` (%), given the paper's figure and, for a control, the lowest
-    /// non-control mean of the same table in this run.
+    /// The verdict for `ours` (%), given the paper's figure and, for a control, the mean of
+    /// the row it is compared with in this run.
     pub fn verdict(
         &self,
         ours: Option<f64>,
@@ -147,7 +150,10 @@ impl Check {
         } else if let Some([lo, hi]) = self.range {
             format!("in [{lo}, {hi}]")
         } else if let Some(m) = self.below {
-            format!("≥ {m} pt below the lowest identifiable row")
+            format!(
+                "≥ {m} pt below row {}",
+                self.than.map_or("?".into(), |t| t.to_string())
+            )
         } else {
             "none".into()
         }
@@ -185,6 +191,21 @@ impl Manifest {
                 return Err(format!(
                     "{id}: check needs exactly one of within, range, below"
                 ));
+            }
+            if r.check.below.is_some() != r.check.than.is_some() {
+                return Err(format!("{id}: `below` and `than` go together"));
+            }
+            if let Some(t) = r.check.than {
+                if !self
+                    .row
+                    .iter()
+                    .any(|o| o.table == r.table && o.row == t && !o.check.is_control())
+                {
+                    return Err(format!(
+                        "{id}: `than = {t}` is not an identifiable row of table {}",
+                        r.table
+                    ));
+                }
             }
             if r.check.within.is_some() && r.paper.is_none() {
                 return Err(format!("{id}: a `within` check needs a paper figure"));
@@ -258,6 +279,7 @@ mod tests {
         assert_eq!(range.verdict(Some(96.9), None, None), Verdict::Fail);
         let below = Check {
             below: Some(10.0),
+            than: Some(1),
             ..Check::default()
         };
         assert_eq!(below.verdict(Some(70.0), None, Some(85.0)), Verdict::Pass);

@@ -139,8 +139,8 @@ pub fn seed_result(table: u8, seed: u64, dir: &Path, summary: Result<&Value, &st
     r
 }
 
-/// Aggregates rows and applies the band checks (controls are judged against the lowest
-/// non-control row of the same table in `rows`).
+/// Aggregates rows and applies the band checks (a control is judged against the row named by
+/// its `than`, when that row is in `rows`).
 pub fn aggregate(rows: Vec<(RowSpec, Vec<SeedResult>)>) -> Vec<RowResult> {
     let mut out: Vec<RowResult> = rows
         .into_iter()
@@ -159,15 +159,13 @@ pub fn aggregate(rows: Vec<(RowSpec, Vec<SeedResult>)>) -> Vec<RowResult> {
             }
         })
         .collect();
-    let lowest = |table: u8, out: &[RowResult]| {
+    let sibling = |r: &RowResult, out: &[RowResult]| {
+        let t = r.spec.check.than?;
         out.iter()
-            .filter(|r| r.spec.table == table && !r.spec.check.is_control())
-            .filter_map(|r| r.contrastive.map(|b| b.mean))
-            .fold(None, |acc: Option<f64>, v| {
-                Some(acc.map_or(v, |a| a.min(v)))
-            })
+            .find(|o| o.spec.table == r.spec.table && o.spec.row == t)
+            .and_then(|o| o.contrastive.map(|b| b.mean))
     };
-    let lows: Vec<Option<f64>> = out.iter().map(|r| lowest(r.spec.table, &out)).collect();
+    let lows: Vec<Option<f64>> = out.iter().map(|r| sibling(r, &out)).collect();
     for (r, low) in out.iter_mut().zip(lows) {
         r.verdict = r
             .spec
@@ -197,19 +195,23 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
     );
     let _ = writeln!(
         md,
-        "| row | setting | identity (paper) | supervised (paper) | contrastive | paper | check | band |"
+        "| row | setting | identity (paper) | supervised (paper) | contrastive | paper | ours − paper | check | band |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in rows.iter().filter(|r| r.spec.table == table) {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | **{}** | {} | {} | {} |",
+            "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
             r.spec.row,
             r.spec.setting,
             paper_cell(r.identity, r.spec.paper_identity),
             paper_cell(r.supervised, r.spec.paper_supervised),
             Band::text(r.contrastive),
             r.spec.paper_text,
+            match (r.contrastive, r.spec.paper) {
+                (Some(c), Some(p)) => format!("{:+.2}", c.mean - p),
+                _ => "–".into(),
+            },
             r.verdict.mark(),
             r.spec.check.describe()
         );
@@ -236,30 +238,29 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
         .iter()
         .filter(|r| r.spec.table == table && r.spec.check.is_control())
     {
-        let others: Vec<f64> = rows
+        let t = r.spec.check.than.unwrap_or(0);
+        let sib = rows
             .iter()
-            .filter(|o| o.spec.table == table && !o.spec.check.is_control())
-            .filter_map(|o| o.contrastive.map(|b| b.mean))
-            .collect();
-        let low = others.iter().copied().fold(f64::INFINITY, f64::min);
-        let _ = match (r.contrastive, others.is_empty()) {
-            (Some(c), false) => writeln!(
+            .find(|o| o.spec.table == table && o.spec.row == t)
+            .and_then(|o| o.contrastive);
+        let _ = match (r.contrastive, sib) {
+            (Some(c), Some(s)) => writeln!(
                 md,
-                "\nControl (row {}): contrastive {:.2} against {:.2} for the lowest identifiable row in this run, \
-                 {:.2} points lower: {} (the paper: {}).",
+                "\nControl (row {}): contrastive {:.2} against {:.2} for row {t}, its identifiable \
+                 sibling (same model and loss): {:.2} points lower, {} (the paper: {}).",
                 r.spec.row,
                 c.mean,
-                low,
-                low - c.mean,
+                s.mean,
+                s.mean - c.mean,
                 match r.verdict {
                     Verdict::Pass => "clearly lower, as the paper reports",
-                    _ => "NOT clearly lower than the identifiable rows",
+                    _ => "NOT clearly lower",
                 },
                 r.spec.paper_text
             ),
             _ => writeln!(
                 md,
-                "\nControl (row {}): needs identifiable rows of the same table in the same run to be judged.",
+                "\nControl (row {}): run row {t} of the same table too to judge it.",
                 r.spec.row
             ),
         };
@@ -403,6 +404,7 @@ mod tests {
         };
         let below = Check {
             below: Some(10.0),
+            than: Some(2),
             ..Check::default()
         };
         let d = Path::new("/nonexistent");
@@ -431,18 +433,18 @@ mod tests {
         assert!((c.mean - 99.0).abs() < 1e-9 && (c.std - 0.5f64.sqrt() * 1.0).abs() < 1e-9);
         assert_eq!(out[0].verdict, Verdict::Pass);
         assert_eq!(out[1].verdict, Verdict::Fail);
-        // Lowest identifiable row: 80; the control's 60 is 20 points lower.
+        // Row 2 (the control's sibling): 80; the control's 60 is 20 points lower.
         assert_eq!(out[2].verdict, Verdict::Pass);
         assert_eq!(out[2].contrastive.unwrap().n, 1);
         let md = table_markdown(1, &out, "header");
         assert!(
             md.contains(
-                "| 1 | setting 1 | 60.00 ± 0.00 | 99.00 ± 0.00 | **99.00 ± 0.71** | 99 | ✓ |"
+                "| 1 | setting 1 | 60.00 ± 0.00 | 99.00 ± 0.00 | **99.00 ± 0.71** | 99 | +0.00 | ✓ |"
             ),
             "{md}"
         );
         assert!(md.contains("row 12 seed 1: diverged at step 3"));
-        assert!(md.contains("20.00 points lower: clearly lower"));
+        assert!(md.contains("20.00 points lower, clearly lower"), "{md}");
         assert!(
             table_markdown(2, &out, "h")
                 .lines()
