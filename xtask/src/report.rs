@@ -73,6 +73,8 @@ pub struct SeedResult {
     pub contrastive_mcc: Option<f64>,
     /// Contrastive training seconds.
     pub train_seconds: Option<f64>,
+    /// Wall time of the whole `clica` process (all phases), when xtask ran it.
+    pub run_seconds: Option<f64>,
     /// Error, when the run failed.
     pub error: Option<String>,
 }
@@ -110,11 +112,19 @@ fn pct(v: &Value) -> Option<f64> {
 }
 
 /// Reads one seed's result from its summary (or records its error).
-pub fn seed_result(table: u8, seed: u64, dir: &Path, summary: Result<&Value, &str>) -> SeedResult {
+/// `dir` is written relative to `out` (the results folder) when it lies inside it, so the JSON
+/// stays valid when the folder moves.
+pub fn seed_result(
+    table: u8,
+    seed: u64,
+    out: &Path,
+    dir: &Path,
+    summary: Result<&Value, &str>,
+) -> SeedResult {
     let m = metric_of(table);
     let mut r = SeedResult {
         seed,
-        dir: dir.display().to_string(),
+        dir: dir.strip_prefix(out).unwrap_or(dir).display().to_string(),
         generator_fingerprint: None,
         identity: None,
         supervised: None,
@@ -122,6 +132,10 @@ pub fn seed_result(table: u8, seed: u64, dir: &Path, summary: Result<&Value, &st
         contrastive_r2_held_out: None,
         contrastive_mcc: None,
         train_seconds: None,
+        run_seconds: std::fs::read_to_string(dir.join(crate::runner::RUN_TIME_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["wall_seconds"].as_f64()),
         error: None,
     };
     match summary {
@@ -280,7 +294,8 @@ pub fn curve(dir: &Path, metric: &str) -> Vec<(f64, f64)> {
 }
 
 /// The per-row curve figure.
-pub fn row_plot(r: &RowResult) -> String {
+/// The per-row curve figure; run folders are resolved against `out`.
+pub fn row_plot(r: &RowResult, out: &Path) -> String {
     let score = if r.spec.table == 1 {
         "R² (%)"
     } else {
@@ -291,7 +306,7 @@ pub fn row_plot(r: &RowResult) -> String {
         .iter()
         .map(|s| Series {
             label: format!("seed {}", s.seed),
-            points: curve(Path::new(&s.dir), &r.metric),
+            points: curve(&out.join(&s.dir), &r.metric),
         })
         .collect();
     let mut hl = Vec::new();
@@ -412,19 +427,19 @@ mod tests {
             (
                 spec(1, 1, Some(99.0), within.clone()),
                 vec![
-                    seed_result(1, 0, d, Ok(&summary(0.985))),
-                    seed_result(1, 1, d, Ok(&summary(0.995))),
+                    seed_result(1, 0, d, d, Ok(&summary(0.985))),
+                    seed_result(1, 1, d, d, Ok(&summary(0.995))),
                 ],
             ),
             (
                 spec(1, 2, Some(90.0), within),
-                vec![seed_result(1, 0, d, Ok(&summary(0.80)))],
+                vec![seed_result(1, 0, d, d, Ok(&summary(0.80)))],
             ),
             (
                 spec(1, 12, None, below),
                 vec![
-                    seed_result(1, 0, d, Ok(&summary(0.60))),
-                    seed_result(1, 1, d, Err("diverged at step 3")),
+                    seed_result(1, 0, d, d, Ok(&summary(0.60))),
+                    seed_result(1, 1, d, d, Err("diverged at step 3")),
                 ],
             ),
         ];

@@ -440,13 +440,31 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
                 Outcome::Done { summary, .. } => Ok(summary),
                 Outcome::Failed(e) => Err(e.as_str()),
             };
-            seed_results.push(report::seed_result(r.table, seed, &job.dir, summary));
+            seed_results.push(report::seed_result(
+                r.table, seed, &o.out, &job.dir, summary,
+            ));
         }
         rows.push((r.clone(), seed_results));
     }
     let rows: Vec<RowResult> = report::aggregate(rows);
-    let meta = meta(&o, &protocol, &root, started, wall, seeds);
-    let header = header_line(&o, seeds, wall, &meta);
+    let mut meta = meta(&o, &protocol, &root, started, wall, seeds);
+    let timed: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r.seeds.iter().filter_map(|s| s.run_seconds))
+        .collect();
+    let all_runs: usize = rows.iter().map(|r| r.seeds.len()).sum();
+    meta["run_seconds_total"] = json!(timed.iter().sum::<f64>());
+    meta["runs_timed"] = json!(timed.len());
+    let mut header = header_line(&o, seeds, wall, &meta);
+    if !timed.is_empty() {
+        let _ = write!(
+            header,
+            " Compute: the {} timed run(s) of {all_runs} took {} in all, {} per run on average.",
+            timed.len(),
+            fmt_secs(timed.iter().sum::<f64>()),
+            fmt_secs(timed.iter().sum::<f64>() / timed.len() as f64)
+        );
+    }
     for t in [1u8, 2] {
         if rows.iter().any(|r| r.spec.table == t) {
             let path = o.out.join(format!("table{t}.md"));
@@ -464,7 +482,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
                 "plots/table{}_row{:02}.svg",
                 r.spec.table, r.spec.row
             )),
-            &report::row_plot(r),
+            &report::row_plot(r, &o.out),
         )?;
     }
     let json = json!({ "meta": meta, "rows": rows });
@@ -607,7 +625,13 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
                 "identity_r2": pick("identity"),
                 "train_seconds": Band::of(&secs),
                 "errors": errors,
-                "runs": idx.iter().map(|&i| jobs[i].dir.display().to_string()).collect::<Vec<_>>(),
+                "runs": idx
+                    .iter()
+                    .map(|&i| {
+                        let d = &jobs[i].dir;
+                        d.strip_prefix(&o.out).unwrap_or(d).display().to_string()
+                    })
+                    .collect::<Vec<_>>(),
             }));
         }
     }

@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// File in a run folder holding the wall time of the `clica` process that produced it.
+pub const RUN_TIME_FILE: &str = "xtask_run.json";
+
 /// One `clica train` run.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -174,6 +177,12 @@ pub fn run_all(
                 let t0 = Instant::now();
                 let outcome = run_one(clica, &jobs[i], threads);
                 let secs = t0.elapsed().as_secs_f64();
+                if let Outcome::Done { cached: false, .. } = &outcome {
+                    // The process's wall time (contrastive + supervised + scoring), kept
+                    // beside the run so reports can state what an uncached run costs.
+                    let note = serde_json::json!({ "wall_seconds": secs, "threads": threads });
+                    let _ = std::fs::write(jobs[i].dir.join(RUN_TIME_FILE), note.to_string());
+                }
                 let mut p = progress.lock().expect("progress lock");
                 p.0 += 1;
                 let what = match &outcome {
