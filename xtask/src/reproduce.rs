@@ -316,10 +316,14 @@ fn meta(o: &Options, protocol: &Path, root: &Path, started: u64, wall: f64, seed
     })
 }
 
-fn header_line(o: &Options, seeds: u64, wall: f64, meta: &Value) -> String {
+fn header_line(o: &Options, seeds: u64, wall: f64, meta: &Value, outcomes: &[Outcome]) -> String {
+    let reused = outcomes
+        .iter()
+        .filter(|x| matches!(x, Outcome::Done { cached: true, .. }))
+        .count();
     let mut h = format!(
-        "Protocol `{}`{}, {}, commit `{}`, wall time {} with {} run(s) at a time × {} thread(s) \
-         (this includes runs reused from earlier invocations at no cost).",
+        "Protocol `{}`{}, {}, commit `{}`. This invocation: {} of wall time, {} run(s) at a time × \
+         {} thread(s), {} of {} run(s) reused from earlier invocations.",
         o.protocol,
         if o.protocol == "fast" {
             " (with the per-row overrides of `configs/reproduce.toml`)"
@@ -334,7 +338,9 @@ fn header_line(o: &Options, seeds: u64, wall: f64, meta: &Value) -> String {
         meta["git_commit"].as_str().unwrap_or("unknown"),
         fmt_secs(wall),
         o.jobs,
-        o.threads()
+        o.threads(),
+        reused,
+        outcomes.len()
     );
     if o.smoke {
         h.push_str(
@@ -455,7 +461,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     let all_runs: usize = rows.iter().map(|r| r.seeds.len()).sum();
     meta["run_seconds_total"] = json!(timed.iter().sum::<f64>());
     meta["runs_timed"] = json!(timed.len());
-    let mut header = header_line(&o, seeds, wall, &meta);
+    let mut header = header_line(&o, seeds, wall, &meta, &outcomes);
     if !timed.is_empty() {
         let _ = write!(
             header,
@@ -635,7 +641,26 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
             }));
         }
     }
-    let meta = meta(&o, &protocol, &root, started, wall, seeds);
+    let mut meta = meta(&o, &protocol, &root, started, wall, seeds);
+    let timed: Vec<f64> = jobs
+        .iter()
+        .filter_map(|j| {
+            let t = std::fs::read_to_string(j.dir.join(runner::RUN_TIME_FILE)).ok()?;
+            serde_json::from_str::<Value>(&t).ok()?["wall_seconds"].as_f64()
+        })
+        .collect();
+    meta["run_seconds_total"] = json!(timed.iter().sum::<f64>());
+    meta["runs_timed"] = json!(timed.len());
+    let mut header = header_line(&o, seeds, wall, &meta, &outcomes);
+    if !timed.is_empty() {
+        let _ = write!(
+            header,
+            " Compute: the {} timed run(s) of {} took {} in all.",
+            timed.len(),
+            jobs.len(),
+            fmt_secs(timed.iter().sum::<f64>())
+        );
+    }
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -648,7 +673,7 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
         } else {
             String::new()
         },
-        header_line(&o, seeds, wall, &meta)
+        header
     );
     let _ = write!(md, "| n |");
     for l in &layers {
