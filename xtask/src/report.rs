@@ -307,6 +307,8 @@ pub fn row_plot(r: &RowResult, out: &Path) -> String {
         .map(|s| Series {
             label: format!("seed {}", s.seed),
             points: curve(&out.join(&s.dir), &r.metric),
+            color: None,
+            dashed: false,
         })
         .collect();
     let mut hl = Vec::new();

@@ -705,15 +705,20 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
     }
     let series: Vec<Series> = layers
         .iter()
-        .map(|&l| Series {
+        .enumerate()
+        .map(|(k, &l)| Series {
             label: format!("L = {l}"),
             points: dims
                 .iter()
                 .filter_map(|&n| Some((n as f64, cell(n, l)["r2"]["mean"].as_f64()?)))
                 .collect(),
+            color: Some(k),
+            dashed: false,
         })
-        .chain(layers.iter().map(|&l| {
+        .chain(layers.iter().enumerate().map(|(k, &l)| {
             Series {
+                color: Some(k),
+                dashed: true,
                 label: format!("identity, L = {l}"),
                 points: dims
                     .iter()

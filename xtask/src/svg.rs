@@ -18,6 +18,10 @@ pub struct Series {
     pub label: String,
     /// Points (x, y); non-finite points are skipped.
     pub points: Vec<(f64, f64)>,
+    /// Palette index (default: the series' position).
+    pub color: Option<usize>,
+    /// Dashed line.
+    pub dashed: bool,
 }
 
 /// A horizontal reference line.
@@ -190,7 +194,12 @@ pub fn line_plot(
         li += 1;
     }
     for (i, s) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = COLORS[s.color.unwrap_or(i) % COLORS.len()];
+        let dash = if s.dashed {
+            r#" stroke-dasharray="5,3""#
+        } else {
+            ""
+        };
         let pts: Vec<String> = s
             .points
             .iter()
@@ -199,10 +208,10 @@ pub fn line_plot(
             .collect();
         let _ = writeln!(
             out,
-            r##"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"/>"##,
+            r##"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"{dash}/>"##,
             pts.join(" ")
         );
-        legend(&mut out, li, &s.label, color, false);
+        legend(&mut out, li, &s.label, color, s.dashed);
         li += 1;
     }
     out.push_str("</svg>\n");
@@ -308,6 +317,8 @@ mod tests {
         let s = Series {
             label: "seed 0 <a&b>".into(),
             points: vec![(0.0, 50.0), (100.0, 90.0), (200.0, f64::NAN)],
+            color: None,
+            dashed: false,
         };
         let svg = line_plot(
             "t",
