@@ -132,10 +132,7 @@ pub fn seed_result(
         contrastive_r2_held_out: None,
         contrastive_mcc: None,
         train_seconds: None,
-        run_seconds: std::fs::read_to_string(dir.join(crate::runner::RUN_TIME_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["wall_seconds"].as_f64()),
+        run_seconds: crate::runner::run_seconds(dir),
         error: None,
     };
     match summary {

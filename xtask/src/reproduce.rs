@@ -132,6 +132,11 @@ impl Options {
         if let Some(s) = o.sets.iter().find(|s| !s.contains('=')) {
             return Err(format!("--set: `{s}` is not KEY=VALUE"));
         }
+        if o.out.is_relative() {
+            o.out = std::env::current_dir()
+                .map_err(|e| e.to_string())?
+                .join(&o.out);
+        }
         Ok(o)
     }
 
@@ -353,6 +358,22 @@ fn header_line(o: &Options, seeds: u64, wall: f64, meta: &Value, outcomes: &[Out
     h
 }
 
+/// Records what the timed runs cost in `meta` and says it in `header`.
+fn add_compute(meta: &mut Value, header: &mut String, timed: &[f64], all_runs: usize) {
+    let total: f64 = timed.iter().sum();
+    meta["run_seconds_total"] = json!(total);
+    meta["runs_timed"] = json!(timed.len());
+    if !timed.is_empty() {
+        let _ = write!(
+            header,
+            " Compute: the {} timed run(s) of {all_runs} took {} in all, {} per run on average.",
+            timed.len(),
+            fmt_secs(total),
+            fmt_secs(total / timed.len() as f64)
+        );
+    }
+}
+
 fn print_commands(clica: &Path, jobs: &[Job]) {
     for j in jobs {
         let mut line = shell_quote(&clica.display().to_string());
@@ -369,7 +390,7 @@ fn print_commands(clica: &Path, jobs: &[Job]) {
 
 /// `cargo xtask reproduce`.
 pub fn reproduce(args: &[String]) -> Result<(), String> {
-    let mut o = Options::parse(args)?;
+    let o = Options::parse(args)?;
     let root = root();
     let manifest = Manifest::load(&root.join("configs/reproduce.toml"), &root)?;
     let protocol = protocol_file(&o.protocol, &root)?;
@@ -391,11 +412,6 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     };
     if selected.is_empty() {
         return Err("no rows selected (check --table and --rows)".into());
-    }
-    if o.out.is_relative() {
-        o.out = std::env::current_dir()
-            .map_err(|e| e.to_string())?
-            .join(&o.out);
     }
     let clica = build_clica(&root)?;
     let supervised = ["eval.supervised=true".to_string()];
@@ -459,18 +475,8 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         .flat_map(|r| r.seeds.iter().filter_map(|s| s.run_seconds))
         .collect();
     let all_runs: usize = rows.iter().map(|r| r.seeds.len()).sum();
-    meta["run_seconds_total"] = json!(timed.iter().sum::<f64>());
-    meta["runs_timed"] = json!(timed.len());
     let mut header = header_line(&o, seeds, wall, &meta, &outcomes);
-    if !timed.is_empty() {
-        let _ = write!(
-            header,
-            " Compute: the {} timed run(s) of {all_runs} took {} in all, {} per run on average.",
-            timed.len(),
-            fmt_secs(timed.iter().sum::<f64>()),
-            fmt_secs(timed.iter().sum::<f64>() / timed.len() as f64)
-        );
-    }
+    add_compute(&mut meta, &mut header, &timed, all_runs);
     for t in [1u8, 2] {
         if rows.iter().any(|r| r.spec.table == t) {
             let path = o.out.join(format!("table{t}.md"));
@@ -527,7 +533,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
 
 /// `cargo xtask ablation`.
 pub fn ablation(args: &[String]) -> Result<(), String> {
-    let mut o = Options::parse(args)?;
+    let o = Options::parse(args)?;
     if o.quick || !o.tables.is_empty() || !o.rows.is_empty() {
         return Err("ablation: --quick, --table and --rows belong to reproduce".into());
     }
@@ -546,11 +552,6 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
     } else {
         o.layers.clone()
     };
-    if o.out.is_relative() {
-        o.out = std::env::current_dir()
-            .map_err(|e| e.to_string())?
-            .join(&o.out);
-    }
     let clica = build_clica(&root)?;
     let mut jobs = Vec::new();
     let mut cells = Vec::new();
@@ -644,23 +645,10 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
     let mut meta = meta(&o, &protocol, &root, started, wall, seeds);
     let timed: Vec<f64> = jobs
         .iter()
-        .filter_map(|j| {
-            let t = std::fs::read_to_string(j.dir.join(runner::RUN_TIME_FILE)).ok()?;
-            serde_json::from_str::<Value>(&t).ok()?["wall_seconds"].as_f64()
-        })
+        .filter_map(|j| runner::run_seconds(&j.dir))
         .collect();
-    meta["run_seconds_total"] = json!(timed.iter().sum::<f64>());
-    meta["runs_timed"] = json!(timed.len());
     let mut header = header_line(&o, seeds, wall, &meta, &outcomes);
-    if !timed.is_empty() {
-        let _ = write!(
-            header,
-            " Compute: the {} timed run(s) of {} took {} in all.",
-            timed.len(),
-            jobs.len(),
-            fmt_secs(timed.iter().sum::<f64>())
-        );
-    }
+    add_compute(&mut meta, &mut header, &timed, jobs.len());
     let mut md = String::new();
     let _ = writeln!(
         md,

@@ -63,11 +63,22 @@ fn last_line(text: &str) -> String {
         .to_string()
 }
 
+/// Whether the run in `dir` was started from exactly `resolved`: its `config.toml` is the
+/// resolved config followed by a `[run]` table.
+fn written_from(dir: &Path, resolved: &str) -> bool {
+    std::fs::read_to_string(dir.join("config.toml")).is_ok_and(|c| c.starts_with(resolved))
+}
+
+/// The wall time xtask recorded for the `clica` process that produced the run in `dir`.
+pub fn run_seconds(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(RUN_TIME_FILE)).ok()?;
+    serde_json::from_str::<Value>(&text).ok()?["wall_seconds"].as_f64()
+}
+
 /// `summary.json` of a completed run in `dir` whose `config.toml` was written from exactly
-/// `resolved` (the file is the resolved config followed by a `[run]` table).
+/// `resolved`.
 pub fn completed_summary(dir: &Path, resolved: &str) -> Option<Value> {
-    let written = std::fs::read_to_string(dir.join("config.toml")).ok()?;
-    if !written.starts_with(resolved) {
+    if !written_from(dir, resolved) {
         return None;
     }
     let summary: Value =
@@ -100,9 +111,8 @@ fn run_one(clica: &Path, job: &Job, threads: usize) -> Outcome {
     };
     // An interrupted run of the same configuration continues from its checkpoint; if that
     // fails (say the checkpoint is from another build), the run starts afresh.
-    let resumable = job.dir.join("checkpoint.safetensors").is_file()
-        && std::fs::read_to_string(job.dir.join("config.toml"))
-            .is_ok_and(|c| c.starts_with(&resolved));
+    let resumable =
+        job.dir.join("checkpoint.safetensors").is_file() && written_from(&job.dir, &resolved);
     let train = |resume: bool, log: std::fs::File, log_err: std::fs::File| {
         let mut cmd = Command::new(clica);
         cmd.arg("train").args(&job.args);
