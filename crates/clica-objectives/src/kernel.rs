@@ -14,8 +14,9 @@
 //!
 //! Rows are processed in fixed blocks of [`BLOCK_ROWS`] by rayon; each row's outputs depend
 //! only on that row's own arithmetic, and batch sums are taken sequentially afterwards, so
-//! results are bit-identical for every thread count. On x86-64 with AVX2 the block functions
-//! run an AVX2 build of the same code (see `multiversion!`), also bit-identical. Memory is
+//! results are bit-identical for every thread count. On x86-64 the block functions run an
+//! AVX-512F or AVX2 build of the same code when the CPU has it (see `multiversion!`), also
+//! bit-identical. Memory is
 //! O(B·d) plus a length-bp buffer per block in flight.
 
 use crate::Real;
@@ -245,37 +246,68 @@ fn grad_row<F: Real, K: Term<F>>(
     }
 }
 
-/// Whether the kernels run their AVX2 versions.
+/// The instruction sets the kernels are compiled for, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) enum Isa {
+    /// Plain Rust, whatever the target's baseline is.
+    Portable = 0,
+    /// x86-64 with AVX2.
+    Avx2 = 1,
+    /// x86-64 with AVX-512F (512-bit lanes).
+    Avx512 = 2,
+}
+
+/// The best instruction set this CPU supports (capped in tests by `tests::ISA_CAP`).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn use_avx2() -> bool {
+fn isa() -> Isa {
+    let best = if std::arch::is_x86_feature_detected!("avx512f") {
+        Isa::Avx512
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        Isa::Avx2
+    } else {
+        Isa::Portable
+    };
     #[cfg(test)]
-    if tests::FORCE_PORTABLE.load(std::sync::atomic::Ordering::SeqCst) {
-        return false;
-    }
-    std::arch::is_x86_feature_detected!("avx2")
+    let best = best.min(tests::cap());
+    best
 }
 
 /// Generates a dispatcher `$name` that runs the `#[inline(always)]` body `$body` compiled
-/// with AVX2 when the CPU has it (x86-64) and as portable code otherwise. Only AVX2 is
-/// enabled, not FMA, so both versions perform the same IEEE operations in the same order and
-/// give bit-identical results.
+/// with AVX-512F or AVX2 when the CPU has them (x86-64) and as portable code otherwise.
+/// Neither build enables FMA, and Rust never contracts a multiply and an add, so every
+/// version performs the same IEEE operations in the same order: results are bit-identical
+/// whichever runs (tested).
 macro_rules! multiversion {
-    ($name:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+    ($name:ident, $avx2:ident, $avx512:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
         fn $name<F: Real, K: Term<F>>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            if use_avx2() {
+            match isa() {
+                // SAFETY: the CPU supports AVX-512F, the only feature `$avx512` enables.
+                Isa::Avx512 => return unsafe { $avx512::<F, K>($($arg),*) },
                 // SAFETY: the CPU supports AVX2, the only feature `$avx2` enables.
-                return unsafe { $avx2::<F, K>($($arg),*) };
+                Isa::Avx2 => return unsafe { $avx2::<F, K>($($arg),*) },
+                Isa::Portable => {}
             }
             #[cfg(test)]
-            tests::PORTABLE_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+            tests::ran(Isa::Portable);
             $body::<F, K>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         unsafe fn $avx2<F: Real, K: Term<F>>($($arg: $ty),*) {
+            #[cfg(test)]
+            tests::ran(Isa::Avx2);
+            $body::<F, K>($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $avx512<F: Real, K: Term<F>>($($arg: $ty),*) {
+            #[cfg(test)]
+            tests::ran(Isa::Avx512);
             $body::<F, K>($($arg),*)
         }
     };
@@ -374,9 +406,9 @@ fn infonce_pass2_body<F: Real, K: Term<F>>(
     }
 }
 
-multiversion!(infonce_pass1, infonce_pass1_avx2, infonce_pass1_body,
+multiversion!(infonce_pass1, infonce_pass1_avx2, infonce_pass1_avx512, infonce_pass1_body,
     (cx: &InfoNceCtx<'_, F>, first: usize, out: &mut [F]));
-multiversion!(infonce_pass2, infonce_pass2_avx2, infonce_pass2_body,
+multiversion!(infonce_pass2, infonce_pass2_avx2, infonce_pass2_avx512, infonce_pass2_body,
     (cx: &InfoNceCtx<'_, F>, first: usize, gh: &mut [F], gt: &mut [F]));
 
 /// Loss (mean over rows), and when `grads` is given, writes its gradients with respect to h
@@ -499,9 +531,9 @@ fn uniform_pass2_body<F: Real, K: Term<F>>(
     }
 }
 
-multiversion!(uniform_pass1, uniform_pass1_avx2, uniform_pass1_body,
+multiversion!(uniform_pass1, uniform_pass1_avx2, uniform_pass1_avx512, uniform_pass1_body,
     (kappa: F, p: &Packed<F>, first: usize, out: &mut [(F, F)]));
-multiversion!(uniform_pass2, uniform_pass2_avx2, uniform_pass2_body,
+multiversion!(uniform_pass2, uniform_pass2_avx2, uniform_pass2_avx512, uniform_pass2_body,
     (kappa: F, p: &Packed<F>, glse_weight: (F, F), first: usize, gh: &mut [F]));
 
 /// Wang & Isola's uniformity on one view: U = log mean_{i≠j} exp(−t·‖h_i − h_j‖²).
@@ -550,12 +582,28 @@ pub(crate) fn uniformity<F: Real>(
 mod tests {
     use super::*;
     use ndarray::Array2;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Mutex;
 
-    /// Makes the dispatchers take the portable versions.
-    pub(super) static FORCE_PORTABLE: AtomicBool = AtomicBool::new(false);
-    /// Set whenever a dispatcher takes the portable version.
-    pub(super) static PORTABLE_RAN: AtomicBool = AtomicBool::new(false);
+    /// The best instruction set the dispatchers may take.
+    static ISA_CAP: AtomicU8 = AtomicU8::new(Isa::Avx512 as u8);
+    /// Bit k is set whenever a version with `Isa as u8 == k` runs.
+    static RAN: AtomicU8 = AtomicU8::new(0);
+    /// Serialises the tests that set the cap.
+    static CAP_LOCK: Mutex<()> = Mutex::new(());
+
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn cap() -> Isa {
+        match ISA_CAP.load(Ordering::SeqCst) {
+            0 => Isa::Portable,
+            1 => Isa::Avx2,
+            _ => Isa::Avx512,
+        }
+    }
+
+    pub(super) fn ran(isa: Isa) {
+        RAN.fetch_or(1 << isa as u8, Ordering::SeqCst);
+    }
 
     fn input<F: Real>(b: usize, d: usize, phase: f64) -> Array2<F> {
         Array2::from_shape_fn((b, d), |(i, k)| {
@@ -610,20 +658,40 @@ mod tests {
 
     #[test]
     fn simd_and_portable_versions_are_bit_identical() {
-        let fast = (all_bits::<f32>(), all_bits::<f64>());
-        FORCE_PORTABLE.store(true, Ordering::SeqCst);
-        PORTABLE_RAN.store(false, Ordering::SeqCst);
-        let portable = (all_bits::<f32>(), all_bits::<f64>());
-        FORCE_PORTABLE.store(false, Ordering::SeqCst);
-        assert!(PORTABLE_RAN.load(Ordering::SeqCst));
-        assert_eq!(fast.0.len(), portable.0.len());
-        assert!(
-            fast.0 == portable.0,
-            "f32 results differ between the AVX2 and portable code"
-        );
-        assert!(
-            fast.1 == portable.1,
-            "f64 results differ between the AVX2 and portable code"
-        );
+        let _guard = CAP_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut results = Vec::new();
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            ISA_CAP.store(isa as u8, Ordering::SeqCst);
+            RAN.store(0, Ordering::SeqCst);
+            let bits = (all_bits::<f32>(), all_bits::<f64>());
+            let ran = RAN.load(Ordering::SeqCst);
+            results.push((isa, ran, bits));
+        }
+        ISA_CAP.store(Isa::Avx512 as u8, Ordering::SeqCst);
+        // The portable code must have run when capped to it; on x86-64 each SIMD version runs
+        // when the CPU has it (the test is then a real comparison, not a comparison with itself).
+        // Other tests may run kernels meanwhile, so only the expected bit is checked.
+        assert_ne!(results[2].1 & (1 << Isa::Portable as u8), 0);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                assert_ne!(results[0].1 & (1 << Isa::Avx512 as u8), 0);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                assert_ne!(results[1].1 & (1 << Isa::Avx2 as u8), 0);
+            }
+        }
+        let portable = &results[2].2;
+        for (isa, _, bits) in &results[..2] {
+            assert_eq!(bits.0.len(), portable.0.len());
+            assert!(
+                bits.0 == portable.0,
+                "f32 results differ between the {isa:?} and portable code"
+            );
+            assert!(
+                bits.1 == portable.1,
+                "f64 results differ between the {isa:?} and portable code"
+            );
+        }
     }
 }
