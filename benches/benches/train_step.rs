@@ -6,7 +6,9 @@
 
 use clica_core::{LatentPrior, RunSeed};
 use clica_encoders::{EncoderConfig, MlpEncoder, Normalization};
-use clica_objectives::{ContrastiveLoss, LpForm, LpInfoNce, SelfTerm, SphereInfoNce};
+use clica_objectives::{
+    ContrastiveLoss, Grouped, LpForm, LpInfoNce, SelfTerm, SphereInfoNce, Symmetric,
+};
 use clica_priors::{Conditional, Marginal, Prior, Space};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::{Array2, Axis};
@@ -95,6 +97,12 @@ fn kernels(c: &mut Criterion) {
         all.push((
             "p3",
             Box::new(LpInfoNce::new(3, 1.0, LpForm::SimClr, SelfTerm::Keep).unwrap()),
+        ));
+        let sphere = || SphereInfoNce::new(1.0, SelfTerm::Keep).unwrap();
+        all.push(("sphere_symmetric", Box::new(Symmetric::new(sphere()))));
+        all.push((
+            "sphere_symmetric_groups512",
+            Box::new(Symmetric::new(Grouped::new(sphere(), 512).unwrap())),
         ));
         for (name, loss) in all {
             group.bench_function(BenchmarkId::new(name, b), |bench| {

@@ -13,12 +13,15 @@
 //!   or pos_i/τ + log mean_j exp(−neg_ij/τ) ([`LpForm::Plain`]).
 //! * [`AlignUniform`]: mean_i ‖h_i − h̃_i‖^α + λ·log mean_{i≠j} exp(−t‖h_i − h_j‖²).
 //! * [`mse`] / [`mse_and_grad`]: the supervised baseline.
+//! * [`Symmetric`] (½·[loss(h, h̃) + loss(h̃, h)], every pair used in both directions) and
+//!   [`Grouped`] (negatives from groups of the batch) wrap any of the above.
 //!
 //! The kernels never build a B×B×d tensor nor store the B×B logits: a first pass over row
 //! blocks computes each row's logsumexp, a second pass recomputes the logits and accumulates
 //! the gradients, with the batch axis innermost and contiguous so the loops vectorise, and
-//! rayon over fixed row blocks. Results are bit-identical for every thread count. Both `f32`
-//! and `f64` are supported ([`Real`]).
+//! rayon over fixed row blocks. Results are bit-identical for every thread count and for the
+//! portable, AVX2 and AVX-512 builds chosen at run time. Both `f32` and `f64` are supported
+//! ([`Real`]).
 //!
 //! # Example
 //!
@@ -55,6 +58,7 @@
 #![warn(missing_docs)]
 
 mod align_uniform;
+mod compose;
 mod infonce;
 mod kernel;
 mod mse;
@@ -62,6 +66,7 @@ mod real;
 
 pub use align_uniform::{AlignUniform, UniformOn};
 pub use clica_core::{Error, Result};
+pub use compose::{Grouped, Symmetric};
 pub use infonce::{LpForm, LpInfoNce, SphereInfoNce};
 pub use mse::{mse, mse_and_grad};
 pub use real::Real;

@@ -269,3 +269,45 @@ pub fn rel_err(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     num / den
 }
+
+/// Step of the central differences.
+pub const FD_STEP: f64 = 1e-6;
+/// Relative error allowed between analytic and finite-difference gradients.
+pub const FD_TOL: f64 = 1e-6;
+
+/// Central differences of `f` at `x` along every entry.
+pub fn fd_grad(x: &Array2<f64>, f: impl Fn(&Array2<f64>) -> f64) -> Array2<f64> {
+    let mut g = Array2::zeros(x.raw_dim());
+    for idx in ndarray::indices(x.raw_dim()) {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp[idx] += FD_STEP;
+        xm[idx] -= FD_STEP;
+        g[idx] = (f(&xp) - f(&xm)) / (2.0 * FD_STEP);
+    }
+    g
+}
+
+/// Checks both gradients of `loss` at (h, h̃) against central differences, and that
+/// `loss_and_grad` returns the value of `loss`.
+pub fn check_fd(loss: &dyn ContrastiveLoss<f64>, h: &Array2<f64>, ht: &Array2<f64>) {
+    let (value, g, gt) = with_grads(loss, h.view(), ht.view());
+    assert_eq!(value, loss.loss(h.view(), ht.view()), "{}", loss.name());
+    let fd_h = fd_grad(h, |x| loss.loss(x.view(), ht.view()));
+    let fd_ht = fd_grad(ht, |x| loss.loss(h.view(), x.view()));
+    let (eh, et) = (rel_err(&g, &fd_h), rel_err(&gt, &fd_ht));
+    eprintln!("{:55} grad_h {eh:.1e} grad_h_tilde {et:.1e}", loss.name());
+    assert!(eh < FD_TOL, "{}: grad_h relative error {eh:e}", loss.name());
+    assert!(
+        et < FD_TOL,
+        "{}: grad_h_tilde relative error {et:e}",
+        loss.name()
+    );
+}
+
+/// `got` equals the reference `want` to 1e-12 relative.
+pub fn assert_matches_reference(name: &str, got: f64, want: f64) {
+    assert!(
+        (got - want).abs() < 1e-12 * want.abs().max(1.0),
+        "{name}: {got} vs the reference {want}"
+    );
+}
