@@ -7,7 +7,9 @@
 use crate::Error as CliError;
 use clica_encoders::{Backend, EncoderConfig, Normalization};
 use clica_generators::{Activation, MlpConfig};
-use clica_objectives::{AlignUniform, ContrastiveLoss, LpForm, LpInfoNce, SelfTerm, SphereInfoNce};
+use clica_objectives::{
+    AlignUniform, ContrastiveLoss, Grouped, LpForm, LpInfoNce, SelfTerm, SphereInfoNce, Symmetric,
+};
 use clica_priors::{Conditional, Marginal, Prior, Space};
 use serde::{Deserialize, Serialize};
 
@@ -322,6 +324,17 @@ pub struct LossConfig {
     pub form: FormKind,
     /// Self-term convention.
     pub self_term: SelfTermKind,
+    /// Negatives per anchor: the batch is cut into groups of this many consecutive rows and
+    /// each anchor is contrasted with the anchors of its group only. Absent: the whole batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negatives: Option<usize>,
+    /// Use every pair in both directions, ½·[loss(h, h̃) + loss(h̃, h)].
+    #[serde(skip_serializing_if = "is_false")]
+    pub symmetric: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for LossConfig {
@@ -332,6 +345,8 @@ impl Default for LossConfig {
             tau: 1.0,
             form: FormKind::Simclr,
             self_term: SelfTermKind::Keep,
+            negatives: None,
+            symmetric: false,
         }
     }
 }
@@ -356,6 +371,15 @@ impl LossConfig {
                 LpInfoNce::new(self.p, self.tau, form, st).map(|l| Box::new(l) as _)
             }
             LossKind::AlignUniform => Ok(Box::new(AlignUniform::default())),
+        };
+        let r = match self.negatives {
+            Some(m) => r.and_then(|l| Grouped::new(l, m).map(|g| Box::new(g) as _)),
+            None => r,
+        };
+        let r = if self.symmetric {
+            r.map(|l| Box::new(Symmetric::new(l)) as _)
+        } else {
+            r
         };
         r.map_err(|e| prefix(e, "loss"))
     }
@@ -418,17 +442,22 @@ impl TrainSection {
     /// The learning rate at (1-based) step `step` of a run of `total` steps (the supervised
     /// baseline may run a different number of steps than the contrastive run).
     pub fn lr_at_of(&self, step: u64, total: u64) -> f64 {
+        self.lr_with_peak(self.lr, step, total)
+    }
+
+    /// As [`lr_at_of`](Self::lr_at_of) with the peak learning rate `peak` in place of `lr`.
+    pub fn lr_with_peak(&self, peak: f64, step: u64, total: u64) -> f64 {
         let warmup = self.warmup_steps.min(total);
         if warmup > 0 && step <= warmup {
-            return self.lr * step as f64 / warmup as f64;
+            return peak * step as f64 / warmup as f64;
         }
         match self.schedule {
-            ScheduleKind::Constant => self.lr,
+            ScheduleKind::Constant => peak,
             ScheduleKind::Cosine => {
                 let span = total.saturating_sub(warmup).max(1) as f64;
                 let t = (step.saturating_sub(warmup)) as f64 / span;
-                let floor = self.lr * self.final_lr_fraction;
-                floor + 0.5 * (self.lr - floor) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+                let floor = peak * self.final_lr_fraction;
+                floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
             }
         }
     }
@@ -446,6 +475,10 @@ pub struct EvalSection {
     pub supervised: bool,
     /// Steps of the supervised baseline (0 = as many as `train.steps`).
     pub supervised_steps: u64,
+    /// Peak learning rate of the supervised baseline, on the same schedule. Absent:
+    /// `train.lr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervised_lr: Option<f64>,
 }
 
 impl Default for EvalSection {
@@ -455,6 +488,7 @@ impl Default for EvalSection {
             final_batches: 10,
             supervised: false,
             supervised_steps: 3_000,
+            supervised_lr: None,
         }
     }
 }
@@ -566,6 +600,17 @@ impl TrainConfig {
                 ),
             ));
         }
+        if let Some(m) = self.loss.negatives {
+            if m < 2 || m > t.batch || t.batch % m != 0 {
+                return Err(invalid(
+                    "loss.negatives",
+                    format!(
+                        "must be at least 2 and divide train.batch ({}), got {m}",
+                        t.batch
+                    ),
+                ));
+            }
+        }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(invalid(
                 "train.lr",
@@ -586,6 +631,14 @@ impl TrainConfig {
                 "eval.samples",
                 format!("must be at least 4, got {}", self.eval.samples),
             ));
+        }
+        if let Some(lr) = self.eval.supervised_lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(invalid(
+                    "eval.supervised_lr",
+                    format!("must be finite and > 0, got {lr}"),
+                ));
+            }
         }
         if self.eval.final_batches == 0 {
             return Err(invalid("eval.final_batches", "must be at least 1"));
@@ -780,6 +833,27 @@ mod tests {
         assert!(err("", &["nonsense"]).contains("key=value"));
         assert!(err("[data\n", &[]).contains("TOML"));
         assert!(err("", &["data.space=moon"]).contains("data.space"));
+        for bad in ["0", "1", "3", "4096"] {
+            let e = err("", &["train.batch=2048", &format!("loss.negatives={bad}")]);
+            assert!(e.contains("loss.negatives"), "{bad}: {e}");
+        }
+        assert!(err("", &["loss.symmetric=1"]).contains("loss.symmetric"));
+        assert!(err("", &["eval.supervised_lr=0"]).contains("eval.supervised_lr"));
+    }
+
+    #[test]
+    fn grouped_and_symmetric_losses_are_built_and_named() {
+        let c = parse("", &["loss.negatives=256", "loss.symmetric=true"]).unwrap();
+        assert_eq!(c.loss.negatives, Some(256));
+        assert_eq!(
+            c.loss.build().unwrap().name(),
+            "symmetric[sphere_infonce(tau=1,self=keep)[groups of 256]]"
+        );
+        assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
+        // Off by default, and then absent from the resolved config, so run folders and
+        // checkpoints written before these options existed still match.
+        let d = parse("", &[]).unwrap().to_toml();
+        assert!(!d.contains("negatives") && !d.contains("symmetric"), "{d}");
     }
 
     #[test]
@@ -873,5 +947,7 @@ mod tests {
         assert!((t.lr_at(100) - 1.0).abs() < 1e-12);
         assert!((t.lr_at(550) - 0.55).abs() < 1e-12);
         assert!((t.lr_at(1000) - 0.1).abs() < 1e-12);
+        assert!((t.lr_with_peak(2.0, 550, 1000) - 1.1).abs() < 1e-12);
+        assert!((t.lr_with_peak(2.0, 50, 1000) - 1.0).abs() < 1e-12);
     }
 }

@@ -314,7 +314,11 @@ impl<'a> Loop<'a> {
         while self.step < steps {
             let step = self.step + 1;
             let z = self.setup.prior.marginal(&mut self.data_rng, b);
-            let lr = cfg.train.lr_at_of(step, steps);
+            let peak = match objective {
+                Objective::Contrastive(_) => cfg.train.lr,
+                Objective::Supervised => cfg.eval.supervised_lr.unwrap_or(cfg.train.lr),
+            };
+            let lr = cfg.train.lr_with_peak(peak, step, steps);
             match objective {
                 Objective::Contrastive(_) => self.setup.prior.sample_conditional(
                     &mut self.data_rng,

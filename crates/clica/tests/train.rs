@@ -156,3 +156,49 @@ fn collapsed_encoder_loss_is_log_b_plus_one() {
     let l = f64::from(kernel.loss(h.view(), h.view()));
     assert!((l - ((b + 1) as f64).ln()).abs() < 1e-4, "{l}");
 }
+
+#[test]
+fn the_supervised_baseline_has_its_own_learning_rate_and_the_symmetric_loss_trains() {
+    let out = tmpdir("sup-lr");
+    let s = train(
+        &small(&[
+            "loss.symmetric=true",
+            "eval.supervised=true",
+            "eval.supervised_steps=200",
+            "eval.supervised_lr=5e-3",
+            "train.steps=300",
+        ]),
+        &out,
+        &mut Silent,
+    )
+    .unwrap();
+    assert_eq!(s.loss, "symmetric[sphere_infonce(tau=1,self=keep)]");
+    assert!(
+        s.contrastive.r2.mean > s.identity.r2 + 0.05,
+        "r2 {} vs identity {}",
+        s.contrastive.r2.mean,
+        s.identity.r2
+    );
+    // Each phase logs its own schedule: warm-up to 3e-3 (contrastive) and to 5e-3 (supervised).
+    let peak = |file: &str| {
+        std::fs::read_to_string(out.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .fold(0.0f64, f64::max)
+    };
+    assert!(
+        (peak("metrics.jsonl") - 3e-3).abs() < 1e-4,
+        "{}",
+        peak("metrics.jsonl")
+    );
+    assert!(
+        (peak("metrics_supervised.jsonl") - 5e-3).abs() < 2e-4,
+        "{}",
+        peak("metrics_supervised.jsonl")
+    );
+}
