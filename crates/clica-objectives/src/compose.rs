@@ -34,9 +34,9 @@ impl<F: Real, L: ContrastiveLoss<F> + ?Sized> ContrastiveLoss<F> for Box<L> {
 /// pairwise loss falls from B² to B·`group` pairs; the number of positive pairs per step is
 /// unchanged.
 ///
-/// When the positives carry little information (vMF(κ = 1) on the sphere, τ = 1) the
-/// normaliser is flat and a few hundred negatives estimate it as well as a few thousand, so
-/// the saved time buys more positive pairs.
+/// Fewer negatives are not free: on vMF(κ = 1) data (docs/protocol.md, issue 3) 256 negatives
+/// per anchor instead of 2,048 cost about 10 points of R² at an equal number of pairs, and the
+/// time saved roughly buys that back (512 negatives with the symmetric loss).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grouped<L> {
     inner: L,

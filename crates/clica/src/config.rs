@@ -531,6 +531,15 @@ fn invalid(name: &str, reason: impl Into<String>) -> CliError {
     CliError::Config(format!("invalid value for `{name}`: {}", reason.into()))
 }
 
+/// `Ok` when `v` is finite and > 0, else the error naming `name`.
+fn positive(name: &str, v: f64) -> Result<(), CliError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(name, format!("must be finite and > 0, got {v}")))
+    }
+}
+
 impl TrainConfig {
     /// Parses a TOML document, applies `key=value` overrides (dotted keys, TOML values; a
     /// bare word is taken as a string) and validates the result.
@@ -611,12 +620,7 @@ impl TrainConfig {
                 ));
             }
         }
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return Err(invalid(
-                "train.lr",
-                format!("must be finite and > 0, got {}", t.lr),
-            ));
-        }
+        positive("train.lr", t.lr)?;
         if !(0.0..=1.0).contains(&t.final_lr_fraction) {
             return Err(invalid(
                 "train.final_lr_fraction",
@@ -633,12 +637,7 @@ impl TrainConfig {
             ));
         }
         if let Some(lr) = self.eval.supervised_lr {
-            if !(lr.is_finite() && lr > 0.0) {
-                return Err(invalid(
-                    "eval.supervised_lr",
-                    format!("must be finite and > 0, got {lr}"),
-                ));
-            }
+            positive("eval.supervised_lr", lr)?;
         }
         if self.eval.final_batches == 0 {
             return Err(invalid("eval.final_batches", "must be at least 1"));

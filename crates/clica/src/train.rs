@@ -308,16 +308,17 @@ impl<'a> Loop<'a> {
         // Second half of the batch: positives (contrastive) or independent latents (supervised).
         let mut z_second = Array2::<f64>::zeros((b, n));
         let mut target = Array2::<f32>::zeros((2 * b, n));
+        // Peak learning rate of this phase (the supervised baseline may have its own).
+        let peak = match objective {
+            Objective::Contrastive(_) => cfg.train.lr,
+            Objective::Supervised => cfg.eval.supervised_lr.unwrap_or(cfg.train.lr),
+        };
         let start = Instant::now();
         let elapsed0 = self.elapsed_s;
         write_points(&self.metrics, &self.points)?;
         while self.step < steps {
             let step = self.step + 1;
             let z = self.setup.prior.marginal(&mut self.data_rng, b);
-            let peak = match objective {
-                Objective::Contrastive(_) => cfg.train.lr,
-                Objective::Supervised => cfg.eval.supervised_lr.unwrap_or(cfg.train.lr),
-            };
             let lr = cfg.train.lr_with_peak(peak, step, steps);
             match objective {
                 Objective::Contrastive(_) => self.setup.prior.sample_conditional(
