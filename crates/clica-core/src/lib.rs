@@ -1,5 +1,6 @@
 //! The shared vocabulary of **clica**: the traits through which latent priors, generator
-//! networks, encoders and metrics compose, the error type they share, and the seeded,
+//! networks, data sources ([`PairSource`]), encoders ([`Encoder`], [`TrainableEncoder`])
+//! and metrics compose, the named tensors optimisers and checkpoints exchange, the error type they share, and the seeded,
 //! portable random-number streams that make every run reproducible from one seed.
 //!
 //! Nothing in this crate does numerics beyond hashing and seeding; the algorithm crates
@@ -26,14 +27,20 @@
 //! assert_eq!(fp.hex().len(), 16);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 mod error;
 mod rng;
+mod tensor;
 mod traits;
 
 pub use error::{Error, Result};
 pub use rng::{chunk_rng, ClicaRng, Fingerprint, RunSeed};
-pub use traits::{Encoder, Generator, LatentPrior, Metric};
+pub use tensor::{NamedTensor, ParamGrad};
+pub use traits::{
+    Encoder, Generator, LatentPrior, Metric, Observations, PairSource, Sample, TrainableEncoder,
+};
 
 /// Re-export of `ndarray` so downstream users get the exact version the traits use.
 pub use ndarray;

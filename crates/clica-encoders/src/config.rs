@@ -1,6 +1,7 @@
 //! Encoder configuration: architecture, output normalisation, optimiser and backend.
 
 use clica_core::{Error, Result};
+pub use clica_optim::AdamConfig;
 
 /// What the encoder does to the last linear layer's output h.
 ///
@@ -81,45 +82,6 @@ pub enum Backend {
     /// kernel. Slower; kept as an independent oracle and for comparison. Needs the crate
     /// feature `dfdx` (on by default).
     Dfdx,
-}
-
-/// Adam hyper-parameters, PyTorch semantics (bias-corrected moments, `eps` added to
-/// `sqrt(v̂)`, no weight decay). The learning rate is passed to every step instead.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AdamConfig {
-    /// Decay of the first moment, in [0, 1). PyTorch default 0.9.
-    pub beta1: f64,
-    /// Decay of the second moment, in [0, 1). PyTorch default 0.999.
-    pub beta2: f64,
-    /// Added to the denominator, > 0. PyTorch default 1e-8.
-    pub eps: f64,
-}
-
-impl Default for AdamConfig {
-    fn default() -> Self {
-        AdamConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
-    }
-}
-
-impl AdamConfig {
-    fn validate(&self) -> Result<()> {
-        for (name, b) in [("adam.beta1", self.beta1), ("adam.beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return Err(Error::param(name, format!("must lie in [0, 1), got {b}")));
-            }
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::param(
-                "adam.eps",
-                format!("must be finite and > 0, got {}", self.eps),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The architecture and training set-up of an [`crate::MlpEncoder`].

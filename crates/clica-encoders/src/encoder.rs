@@ -5,22 +5,13 @@ use crate::config::{Backend, EncoderConfig};
 use crate::dfdx_backend::DfdxMlp;
 use crate::native::NativeMlp;
 use crate::params::{init_params, Layout, NamedTensor};
-use clica_core::{Encoder, Error, Result};
+use clica_core::{Encoder, Error, ParamGrad, Result, TrainableEncoder};
+use clica_optim::{Adam, OptimizerState};
 use ndarray::{Array2, ArrayView2};
 use rand::RngCore;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
-
-/// Adam's state, named like the parameters (see [`MlpEncoder::optimizer_state`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OptimizerState {
-    /// Adam steps taken (the `t` of the bias corrections).
-    pub steps: u64,
-    /// First moments, one tensor per parameter.
-    pub first_moment: Vec<NamedTensor>,
-    /// Second moments, one tensor per parameter.
-    pub second_moment: Vec<NamedTensor>,
-}
 
 #[derive(Debug)]
 enum Inner {
@@ -29,12 +20,15 @@ enum Inner {
     Dfdx(Box<DfdxMlp>),
 }
 
-/// A trainable MLP encoder (see [`EncoderConfig`]) with f32 parameters and Adam.
+/// A trainable MLP encoder (see [`EncoderConfig`]) with f32 parameters.
 ///
 /// A training step is three calls: [`forward_train`](Self::forward_train) on the stacked
 /// batch (rows `0..B` anchors' observations, `B..2B` positives'), the loss kernel on the
-/// output (it returns d loss / d output), then [`backward_and_step`](Self::backward_and_step)
-/// with that gradient and the step's learning rate.
+/// output (it returns d loss / d output), then [`backward`](Self::backward) with that
+/// gradient and an optimiser step. The optimiser is `clica_optim::Adam`, which works on
+/// any [`TrainableEncoder`]: the trainer owns one. For loops of your own,
+/// [`step`](Self::step) and [`backward_and_step`](Self::backward_and_step) use an Adam
+/// the encoder keeps for convenience (its [`optimizer_state`](Self::optimizer_state)).
 ///
 /// Inference ([`Encoder::encode`], [`MlpEncoder::encode_f32`]) runs the same f32 forward
 /// routine as training on private buffers.
@@ -42,7 +36,11 @@ enum Inner {
 pub struct MlpEncoder {
     config: EncoderConfig,
     layout: Layout,
+    /// Name, shape and flat range of every parameter, in file order.
+    entries: Vec<(String, Vec<usize>, Range<usize>)>,
     inner: Inner,
+    /// The convenience optimiser of [`MlpEncoder::step`] (native backend).
+    adam: Adam,
 }
 
 impl MlpEncoder {
@@ -69,10 +67,14 @@ impl MlpEncoder {
             #[cfg(not(feature = "dfdx"))]
             Backend::Dfdx => unreachable!("validate() rejects Backend::Dfdx without the feature"),
         };
+        let entries = layout.entries(&config.normalization);
+        let adam = Adam::new(config.adam).expect("validated with the configuration");
         MlpEncoder {
             config,
             layout,
+            entries,
             inner,
+            adam,
         }
     }
 
@@ -95,10 +97,10 @@ impl MlpEncoder {
         &self.config
     }
 
-    /// Adam steps taken since construction or the last parameter load.
+    /// Steps of the convenience optimiser since construction or the last parameter load.
     pub fn adam_steps(&self) -> u64 {
         match &self.inner {
-            Inner::Native(m) => m.adam_steps(),
+            Inner::Native(_) => self.adam.steps(),
             #[cfg(feature = "dfdx")]
             Inner::Dfdx(m) => m.adam_steps(),
         }
@@ -143,14 +145,23 @@ impl MlpEncoder {
         }
     }
 
-    /// One Adam step with the gradient of the last [`backward`](Self::backward) and learning
-    /// rate `lr` (PyTorch semantics; see [`crate::AdamConfig`]).
+    /// One step of the encoder's own Adam with the gradient of the last
+    /// [`backward`](Self::backward) and learning rate `lr` (PyTorch semantics; see
+    /// [`crate::AdamConfig`]). The same as `clica_optim::Adam::step` on this encoder.
     ///
     /// # Panics
     /// If there was no `backward` since the last step.
     pub fn step(&mut self, lr: f32) {
         match &mut self.inner {
-            Inner::Native(m) => m.step(lr),
+            Inner::Native(m) => {
+                let (values, grad) = m
+                    .take_params_and_grad()
+                    .expect("step needs a backward first (once per backward)");
+                let entries = &self.entries;
+                self.adam
+                    .step_with(lr, &mut |visit| lend(entries, values, grad, visit))
+                    .expect("the parameters keep their layout");
+            }
             #[cfg(feature = "dfdx")]
             Inner::Dfdx(m) => m.step(lr),
         }
@@ -184,22 +195,15 @@ impl MlpEncoder {
         Some(self.layout.to_named(&self.config.normalization, &flat))
     }
 
-    /// A copy of Adam's state (moments and step count), for checkpoints. Together with
-    /// [`parameters`](Self::parameters) it determines every later training step exactly.
+    /// A copy of the convenience optimiser's state (moments and step count). Together
+    /// with [`parameters`](Self::parameters) it determines every later
+    /// [`step`](Self::step) exactly.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] on the dfdx backend.
+    /// [`Error::Unsupported`] on the dfdx backend (it steps with dfdx's own Adam kernel).
     pub fn optimizer_state(&self) -> Result<OptimizerState> {
         match &self.inner {
-            Inner::Native(m) => {
-                let (m1, m2) = m.adam_moments();
-                let norm = &self.config.normalization;
-                Ok(OptimizerState {
-                    steps: m.adam_steps(),
-                    first_moment: self.layout.to_named(norm, m1),
-                    second_moment: self.layout.to_named(norm, m2),
-                })
-            }
+            Inner::Native(_) => Ok(self.adam.state()),
             #[cfg(feature = "dfdx")]
             Inner::Dfdx(_) => Err(Error::Unsupported(
                 "optimizer state (checkpoints) on the dfdx backend".into(),
@@ -207,21 +211,18 @@ impl MlpEncoder {
         }
     }
 
-    /// Restores Adam's state saved by [`optimizer_state`](Self::optimizer_state); call it
-    /// after [`set_parameters`](Self::set_parameters), which resets Adam.
+    /// Restores the convenience optimiser's state saved by
+    /// [`optimizer_state`](Self::optimizer_state); call it after
+    /// [`set_parameters`](Self::set_parameters), which resets it.
     ///
     /// # Errors
-    /// [`Error::Shape`] naming the offending tensor (as [`set_parameters`](Self::set_parameters)),
-    /// [`Error::Unsupported`] on the dfdx backend.
+    /// [`Error::Shape`] naming the offending tensor, [`Error::Unsupported`] on the dfdx
+    /// backend.
     pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        let arch = self.config.describe();
-        let norm = &self.config.normalization;
-        let m1 = self.layout.assemble(norm, &state.first_moment, &arch)?;
-        let m2 = self.layout.assemble(norm, &state.second_moment, &arch)?;
-        match &mut self.inner {
-            Inner::Native(m) => {
-                m.set_adam_state(m1, m2, state.steps);
-                Ok(())
+        match &self.inner {
+            Inner::Native(_) => {
+                let params = self.parameters();
+                self.adam.set_state(state, &params)
             }
             #[cfg(feature = "dfdx")]
             Inner::Dfdx(_) => Err(Error::Unsupported(
@@ -260,7 +261,8 @@ impl MlpEncoder {
             .to_named(&self.config.normalization, &self.flat_params())
     }
 
-    /// Replaces all parameters (Adam state and any pending training pass are reset).
+    /// Replaces all parameters (the convenience optimiser and any pending training pass are
+    /// reset).
     ///
     /// # Errors
     /// [`Error::Shape`] naming the offending tensor if a name is missing, unexpected or
@@ -274,6 +276,7 @@ impl MlpEncoder {
             #[cfg(feature = "dfdx")]
             Inner::Dfdx(m) => m.set_params(&self.layout, &flat),
         }
+        self.adam.reset();
         Ok(())
     }
 
@@ -374,5 +377,100 @@ impl Encoder for MlpEncoder {
         self.check_cols("x", x.ncols(), self.config.input_dim);
         let xf = x.mapv(|v| v as f32);
         self.encode_f32(xf.view()).mapv(f64::from)
+    }
+}
+
+/// Lends flat `values` and `grad` to `update` as one [`ParamGrad`] per entry (entries are
+/// contiguous and in order), without allocating.
+fn lend(
+    entries: &[(String, Vec<usize>, Range<usize>)],
+    mut values: &mut [f32],
+    grad: &[f32],
+    update: &mut dyn FnMut(ParamGrad<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut at = 0;
+    for (name, shape, r) in entries {
+        assert_eq!(r.start, at, "parameter layout is contiguous");
+        let (head, tail) = std::mem::take(&mut values).split_at_mut(r.len());
+        values = tail;
+        update(ParamGrad {
+            name,
+            shape,
+            value: head,
+            grad: &grad[r.clone()],
+        })?;
+        at = r.end;
+    }
+    Ok(())
+}
+
+impl TrainableEncoder for MlpEncoder {
+    fn input_shape(&self) -> Vec<usize> {
+        vec![self.config.input_dim]
+    }
+
+    fn output_dim(&self) -> usize {
+        self.config.output_dim
+    }
+
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+
+    fn forward_train(&mut self, x: ArrayView2<'_, f32>) -> ArrayView2<'_, f32> {
+        MlpEncoder::forward_train(self, x)
+    }
+
+    fn backward(&mut self, grad_out: ArrayView2<'_, f32>) {
+        MlpEncoder::backward(self, grad_out)
+    }
+
+    fn encode_f32(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        MlpEncoder::encode_f32(self, x)
+    }
+
+    fn parameters(&self) -> Vec<NamedTensor> {
+        MlpEncoder::parameters(self)
+    }
+
+    fn set_parameters(&mut self, tensors: &[NamedTensor]) -> Result<()> {
+        MlpEncoder::set_parameters(self, tensors)
+    }
+
+    fn gradients(&self) -> Option<Vec<NamedTensor>> {
+        MlpEncoder::gradients(self)
+    }
+
+    fn update_parameters(
+        &mut self,
+        update: &mut dyn FnMut(ParamGrad<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let none = || Error::Unsupported("an optimiser step needs a backward pass first".into());
+        match &mut self.inner {
+            Inner::Native(m) => {
+                let (values, grad) = m.take_params_and_grad().ok_or_else(none)?;
+                lend(&self.entries, values, grad, update)
+            }
+            #[cfg(feature = "dfdx")]
+            Inner::Dfdx(m) => {
+                let grad = m.grad(&self.layout).ok_or_else(none)?;
+                let mut values = m.params(&self.layout);
+                lend(&self.entries, &mut values, &grad, update)?;
+                m.set_params(&self.layout, &values);
+                Ok(())
+            }
+        }
+    }
+
+    fn first_non_finite_parameter(&self) -> Option<(String, usize)> {
+        MlpEncoder::first_non_finite_parameter(self)
+    }
+
+    fn first_non_finite_gradient(&self) -> Option<(String, usize)> {
+        MlpEncoder::first_non_finite_gradient(self)
+    }
+
+    fn to_safetensors(&self) -> Result<Vec<u8>> {
+        MlpEncoder::to_safetensors(self)
     }
 }

@@ -72,6 +72,7 @@ mod io;
 mod native;
 mod params;
 
+pub use clica_optim::OptimizerState;
 pub use config::{AdamConfig, Backend, EncoderConfig, Normalization};
-pub use encoder::{MlpEncoder, OptimizerState};
+pub use encoder::MlpEncoder;
 pub use params::NamedTensor;

@@ -9,7 +9,7 @@
 //! one pass after each backward GEMM. Buffers grow to the largest batch seen and are reused,
 //! so a training loop with a fixed batch size does not allocate after its first step.
 
-use crate::adam::{reduce_into, Adam};
+use crate::adam::reduce_into;
 use crate::config::{EncoderConfig, Normalization};
 use crate::params::Layout;
 use faer::linalg::matmul::matmul;
@@ -384,7 +384,7 @@ impl Net<'_> {
     }
 }
 
-/// The native MLP: parameters, Adam state and the training workspace.
+/// The native MLP: parameters and the training workspace (the optimiser is outside).
 #[derive(Debug, Clone)]
 pub(crate) struct NativeMlp {
     layout: Layout,
@@ -392,7 +392,6 @@ pub(crate) struct NativeMlp {
     norm: Normalization,
     threads: usize,
     params: Vec<f32>,
-    adam: Adam,
     work: Work,
     /// Rows of the last `forward_train` not yet back-propagated.
     forwarded: Option<usize>,
@@ -402,14 +401,12 @@ pub(crate) struct NativeMlp {
 
 impl NativeMlp {
     pub fn new(cfg: &EncoderConfig, layout: Layout, params: Vec<f32>) -> Self {
-        let adam = Adam::new(cfg.adam, layout.total);
         NativeMlp {
             layout,
             slope: cfg.negative_slope as f32,
             norm: cfg.normalization,
             threads: cfg.threads,
             params,
-            adam,
             work: Work::default(),
             forwarded: None,
             has_grad: false,
@@ -429,27 +426,10 @@ impl NativeMlp {
         &self.params
     }
 
-    /// Replaces the parameters and resets Adam and any pending pass.
+    /// Replaces the parameters and drops any pending pass.
     pub fn set_params(&mut self, p: Vec<f32>) {
         assert_eq!(p.len(), self.layout.total);
         self.params = p;
-        self.adam.reset();
-        self.forwarded = None;
-        self.has_grad = false;
-    }
-
-    pub fn adam_steps(&self) -> u64 {
-        self.adam.steps()
-    }
-
-    /// Adam's first and second moments (flat layout).
-    pub fn adam_moments(&self) -> (&[f32], &[f32]) {
-        self.adam.moments()
-    }
-
-    /// Replaces Adam's moments and step count; any pending pass is dropped.
-    pub fn set_adam_state(&mut self, m: Vec<f32>, v: Vec<f32>, t: u64) {
-        self.adam.set_state(m, v, t);
         self.forwarded = None;
         self.has_grad = false;
     }
@@ -524,17 +504,14 @@ impl NativeMlp {
             .then(|| &self.work.grads[0][..self.layout.total])
     }
 
-    pub fn step(&mut self, lr: f32) {
-        assert!(
-            self.has_grad,
-            "step needs a backward first (once per backward)"
-        );
-        self.adam.step(
-            &mut self.params,
-            &self.work.grads[0][..self.layout.total],
-            lr,
-        );
+    /// The parameters (writable) and the pending gradient, flat layout; the gradient is
+    /// consumed. `None` when there is no pending gradient.
+    pub fn take_params_and_grad(&mut self) -> Option<(&mut [f32], &[f32])> {
+        if !self.has_grad {
+            return None;
+        }
         self.has_grad = false;
+        Some((&mut self.params, &self.work.grads[0][..self.layout.total]))
     }
 
     /// Inference: the same routine as `forward_train` on a private workspace, in blocks of at

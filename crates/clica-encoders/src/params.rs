@@ -5,17 +5,7 @@ use clica_core::{Error, Result};
 use rand::RngCore;
 use std::ops::Range;
 
-/// One named parameter (or gradient) tensor in PyTorch's layout: a weight is `[out, in]`
-/// row-major, a bias `[out]`, `norm.radius` `[1]`, `norm.bound` `[output_dim]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedTensor {
-    /// `layers.{i}.weight`, `layers.{i}.bias`, `norm.radius` or `norm.bound`.
-    pub name: String,
-    /// Shape, outermost first.
-    pub shape: Vec<usize>,
-    /// Row-major values; `data.len()` is the product of `shape`.
-    pub data: Vec<f32>,
-}
+pub use clica_core::NamedTensor;
 
 /// Where each parameter lives in the flat parameter vector
 /// `[W0, b0, W1, b1, …, norm]`, weights row-major `[out, in]`.

@@ -156,7 +156,14 @@ fn optimizer_state_round_trip_continues_bit_identically() {
 #[test]
 fn optimizer_state_of_another_architecture_is_rejected_by_name() {
     let mut a = MlpEncoder::new(EncoderConfig::paper(3), &mut rng("adam.arch")).unwrap();
-    let b = MlpEncoder::new(EncoderConfig::paper(4), &mut rng("adam.arch")).unwrap();
+    let mut b = MlpEncoder::new(EncoderConfig::paper(4), &mut rng("adam.arch")).unwrap();
+    // Before its first step an optimiser holds no moments (a fresh state fits any encoder).
+    assert!(b.optimizer_state().unwrap().first_moment.is_empty());
+    a.set_optimizer_state(&b.optimizer_state().unwrap())
+        .unwrap();
+    let r = &mut rng("adam.arch.data");
+    b.forward_train(randn(8, 4, r).view());
+    b.backward_and_step(randn(8, 4, r).view(), 1e-3);
     let err = a
         .set_optimizer_state(&b.optimizer_state().unwrap())
         .unwrap_err()

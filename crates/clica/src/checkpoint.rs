@@ -5,18 +5,19 @@
 //! (`adam.m.<name>`, `adam.v.<name>`), f32. Header metadata: one entry,
 //! `clica.checkpoint`, a JSON object with the format version, the
 //! phase (`contrastive`, `supervised` or `done`), the steps completed in that phase, Adam's
-//! step count, the state of every random stream in use (`data`, `log`, `eval`; four `u64`
-//! each), the resolved configuration (TOML text), the generator fingerprint, the metrics
+//! step count, the state of every random stream the trainer saved (by name; the trainer
+//! checks that the ones it needs are there; four `u64` each), the resolved configuration (TOML text), the generator fingerprint, the metrics
 //! logged so far and, once the contrastive phase is done, its results. Every `f64` is
 //! stored by its bit pattern, so nothing is rounded on the way through JSON.
 //!
 //! The file is written atomically ([`crate::io::write_atomic`]): a crash leaves either the
 //! previous checkpoint or the new one, never a mix.
 
-use crate::train::{FinalScores, LogPoint, MeanStd};
 use crate::{Error, Result};
-use clica_core::ClicaRng;
-use clica_encoders::{NamedTensor, OptimizerState};
+use clica_core::{ClicaRng, NamedTensor};
+use clica_optim::OptimizerState;
+pub use clica_records::Phase;
+use clica_records::{FinalScores, LogPoint, MeanStd};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -28,29 +29,6 @@ pub const FILE: &str = "checkpoint.safetensors";
 const META_KEY: &str = "clica.checkpoint";
 /// Version of the layout written by this build.
 pub const VERSION: u32 = 1;
-
-/// Which part of a run a checkpoint belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Contrastive training.
-    Contrastive,
-    /// The supervised baseline (after the contrastive phase).
-    Supervised,
-    /// The run has completed and its summary is written.
-    Done,
-}
-
-impl Phase {
-    /// The phase's name as written in files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Contrastive => "contrastive",
-            Phase::Supervised => "supervised",
-            Phase::Done => "done",
-        }
-    }
-}
 
 /// Results of the finished contrastive phase, kept for the summary of a later phase.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +52,7 @@ pub struct Checkpoint {
     pub config_toml: String,
     /// Fingerprint of the generator the run was built with.
     pub generator_fingerprint: String,
-    /// Generator state of every stream in use: `data`, `log`, `eval`.
+    /// Generator state of every stream the trainer saved, by name.
     pub rngs: BTreeMap<String, ClicaRng>,
     /// Loss of the last completed step (NaN before the first).
     pub last_loss: f64,
@@ -88,7 +66,7 @@ pub struct Checkpoint {
     pub contrastive: Option<ContrastiveResult>,
     /// Encoder parameters of the phase in progress.
     pub parameters: Vec<NamedTensor>,
-    /// Adam state of that encoder.
+    /// The optimiser's state for that encoder.
     pub optimizer: OptimizerState,
 }
 
@@ -296,11 +274,6 @@ impl Checkpoint {
         }
         let meta: Meta = serde_json::from_str(json)
             .map_err(|e| format!("malformed checkpoint description: {e}"))?;
-        for key in ["data", "log", "eval"] {
-            if !meta.rng.contains_key(key) {
-                return Err(format!("the state of random stream `{key}` is missing"));
-            }
-        }
         if meta.phase != Phase::Contrastive && meta.contrastive.is_none() {
             return Err(format!(
                 "phase `{}` but no contrastive results",

@@ -415,17 +415,23 @@ fn train(a: &TrainArgs) -> Result<()> {
             out,
         )
     };
-    let c = &summary.contrastive;
+    // A completed summary has every score; `train_with` returns only completed ones.
+    let (Some(c), Some(id)) = (&summary.contrastive, &summary.identity) else {
+        bail!(
+            "the run ended without final scores (status {})",
+            summary.status.name()
+        );
+    };
     eprintln!(
         "done in {:.1}s ({:.3}s/step): r2 {:.4} ± {:.4}, mcc {:.4} ± {:.4} (identity r2 {:.4}, mcc {:.4}); results in {}",
-        summary.train_seconds,
-        summary.seconds_per_step,
+        summary.train_seconds.unwrap_or(f64::NAN),
+        summary.seconds_per_step.unwrap_or(f64::NAN),
         c.r2.mean,
         c.r2.std,
         c.mcc_pearson.mean,
         c.mcc_pearson.std,
-        summary.identity.r2,
-        summary.identity.mcc_pearson,
+        id.r2,
+        id.mcc_pearson,
         out.display()
     );
     println!("{}", serde_json::to_string(&summary)?);

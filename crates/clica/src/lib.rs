@@ -37,6 +37,8 @@ pub mod config;
 mod error;
 pub mod io;
 pub mod npy;
+pub mod registry;
+pub mod source;
 pub mod train;
 
 pub use error::{Error, Result};

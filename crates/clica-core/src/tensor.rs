@@ -1,0 +1,37 @@
+//! Named parameter tensors: the currency between trainable models, optimisers and
+//! checkpoints.
+
+/// One named tensor (a parameter, a gradient or an optimiser moment) in row-major layout.
+///
+/// Names follow PyTorch's module paths (`layers.0.weight` is `[out, in]`), so weights
+/// exchange with PyTorch through safetensors unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// Name, unique within a model (e.g. `layers.0.weight`, `norm.radius`).
+    pub name: String,
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Row-major values; `data.len()` is the product of `shape`.
+    pub data: Vec<f32>,
+}
+
+impl NamedTensor {
+    /// The index of the first entry that is NaN or ±∞.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        self.data.iter().position(|v| !v.is_finite())
+    }
+}
+
+/// A parameter lent to an optimiser for one update: its values, writable, beside the
+/// gradient of the last backward pass.
+#[derive(Debug)]
+pub struct ParamGrad<'a> {
+    /// The parameter's name (as in [`NamedTensor::name`]).
+    pub name: &'a str,
+    /// The parameter's shape.
+    pub shape: &'a [usize],
+    /// Its values, to be updated in place.
+    pub value: &'a mut [f32],
+    /// d loss / d value from the last backward pass (same length).
+    pub grad: &'a [f32],
+}

@@ -1,0 +1,62 @@
+//! The registration point: which data source, encoder and objective a configuration
+//! builds. A new pair source, encoder kind or loss is one crate plus one arm here (and its
+//! configuration section).
+
+use crate::config::TrainConfig;
+use crate::source::LatentPairs;
+use crate::Result;
+use clica_core::{PairSource, RunSeed, TrainableEncoder};
+use clica_encoders::{EncoderConfig, MlpEncoder};
+use clica_generators::InvertibleMlp;
+use clica_objectives::ContrastiveLoss;
+use clica_optim::Adam;
+use rand::RngCore;
+
+/// The components of a run, built once from its validated configuration.
+pub struct Components {
+    /// The data-generating process (built from the seed's `"generator"` stream).
+    pub source: Box<dyn PairSource>,
+    /// The contrastive objective.
+    pub loss: Box<dyn ContrastiveLoss<f32>>,
+    encoder: EncoderConfig,
+}
+
+impl Components {
+    /// Validates `cfg` and builds its source (once) and objective.
+    ///
+    /// # Errors
+    /// An invalid configuration (naming the key) or a failed generator build.
+    pub fn build(cfg: &TrainConfig, seed: &RunSeed) -> Result<Self> {
+        cfg.validate()?;
+        let prior = cfg.data.prior()?;
+        let mlp = cfg.mixing.mlp_config(cfg.data.dim)?;
+        let generator = InvertibleMlp::build(&mlp, &mut seed.stream("generator"))?;
+        let source = LatentPairs::new(Box::new(prior), Box::new(generator))?;
+        Ok(Components {
+            source: Box::new(source),
+            loss: cfg.loss.build()?,
+            encoder: cfg.encoder.encoder_config(cfg.data.dim)?,
+        })
+    }
+
+    /// A freshly initialised encoder drawn from `rng`.
+    ///
+    /// # Errors
+    /// As the encoder's constructor.
+    pub fn new_encoder(&self, rng: &mut dyn RngCore) -> Result<Box<dyn TrainableEncoder>> {
+        Ok(Box::new(MlpEncoder::new(self.encoder.clone(), rng)?))
+    }
+
+    /// A fresh optimiser for the encoder.
+    ///
+    /// # Errors
+    /// Invalid optimiser settings.
+    pub fn new_optimizer(&self) -> Result<Adam> {
+        Ok(Adam::new(self.encoder.adam)?)
+    }
+
+    /// Description of the encoder, as result files record it.
+    pub fn describe_encoder(&self) -> String {
+        self.encoder.describe()
+    }
+}

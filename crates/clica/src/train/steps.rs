@@ -1,0 +1,260 @@
+//! The step loop shared by the contrastive and the supervised phase, and scoring on fresh
+//! samples. Everything goes through the traits: [`PairSource`], [`TrainableEncoder`],
+//! [`ContrastiveLoss`] and [`Metric`]; buffers are sized from the shapes they declare.
+
+use super::progress::Observer;
+use super::Setup;
+use crate::io::write_atomic;
+use crate::{Error, Result};
+use clica_core::{ClicaRng, Metric, PairSource, TrainableEncoder};
+use clica_eval::{Correlation, MccMetric, R2HeldOut, R2InSample};
+use clica_objectives::ContrastiveLoss;
+use clica_optim::Adam;
+use clica_records::{FinalScores, LogPoint, MeanStd};
+use ndarray::{Array2, ArrayView2, Axis};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Which objective a training loop optimises.
+pub(crate) enum Objective<'a> {
+    Contrastive(&'a dyn ContrastiveLoss<f32>),
+    Supervised,
+}
+
+/// How a training loop ended.
+pub(crate) enum Ended {
+    Completed,
+    Interrupted,
+}
+
+/// The representation of a sample's observations, widened to f64 for scoring.
+fn represent(
+    encoder: &dyn TrainableEncoder,
+    source: &dyn PairSource,
+    rng: &mut ClicaRng,
+    n: usize,
+) -> (Array2<f64>, Array2<f64>) {
+    let sample = source.sample(rng, n);
+    let h = encoder.encode_f32(sample.x.to_f32().view()).mapv(f64::from);
+    (sample.z, h)
+}
+
+/// Scores `encoder` on `batches` fresh samples drawn from `rng`: every metric of
+/// [`FinalScores`], mean ± std over the batches.
+pub(crate) fn final_scores(
+    setup: &Setup,
+    encoder: &dyn TrainableEncoder,
+    rng: &mut ClicaRng,
+    batches: usize,
+) -> Result<FinalScores> {
+    let metrics: [&dyn Metric; 4] = [
+        &R2InSample,
+        &R2HeldOut,
+        &MccMetric(Correlation::Pearson),
+        &MccMetric(Correlation::Spearman),
+    ];
+    let mut cols: [Vec<f64>; 4] = Default::default();
+    for _ in 0..batches {
+        let (z, h) = represent(encoder, setup.source(), rng, setup.config.eval.samples);
+        for (c, m) in cols.iter_mut().zip(metrics) {
+            c.push(m.score(z.view(), h.view())?);
+        }
+    }
+    Ok(FinalScores {
+        r2: MeanStd::of(&cols[0]),
+        r2_held_out: MeanStd::of(&cols[1]),
+        mcc_pearson: MeanStd::of(&cols[2]),
+        mcc_spearman: MeanStd::of(&cols[3]),
+    })
+}
+
+/// The inner loop shared by contrastive and supervised training, with everything a
+/// checkpoint of it records.
+pub(crate) struct Loop<'a> {
+    pub setup: &'a Setup,
+    pub encoder: Box<dyn TrainableEncoder>,
+    pub optimizer: Adam,
+    pub data_rng: ClicaRng,
+    pub log_rng: ClicaRng,
+    /// Steps completed.
+    pub step: u64,
+    /// Loss of the last completed step (NaN before the first).
+    pub last_loss: f64,
+    /// Seconds of training so far, earlier segments of a resumed run included.
+    pub elapsed_s: f64,
+    /// Points logged so far; the metrics file is rewritten from them at every log point.
+    pub points: Vec<LogPoint>,
+    pub metrics: PathBuf,
+}
+
+impl<'a> Loop<'a> {
+    /// A fresh loop: the encoder from stream `encoder`, data and log streams `data`, `log`.
+    pub fn new(
+        setup: &'a Setup,
+        [encoder, data, log]: [&str; 3],
+        metrics: PathBuf,
+    ) -> Result<Self> {
+        Ok(Loop {
+            setup,
+            encoder: setup
+                .components
+                .new_encoder(&mut setup.seed.stream(encoder))?,
+            optimizer: setup.components.new_optimizer()?,
+            data_rng: setup.seed.stream(data),
+            log_rng: setup.seed.stream(log),
+            step: 0,
+            last_loss: f64::NAN,
+            elapsed_s: 0.0,
+            points: Vec::new(),
+            metrics,
+        })
+    }
+
+    /// Runs the steps after `self.step` up to `steps`. `save` writes a checkpoint of the
+    /// loop; it is called every `train.checkpoint_every` steps, when the phase ends and when
+    /// `stop` is set.
+    pub fn run(
+        &mut self,
+        objective: Objective<'_>,
+        steps: u64,
+        observer: &mut dyn Observer,
+        stop: Option<&AtomicBool>,
+        save: &mut dyn FnMut(&Loop<'_>) -> Result<()>,
+    ) -> Result<Ended> {
+        let cfg = &self.setup.config;
+        let source = self.setup.source();
+        let b = cfg.train.batch;
+        let every = cfg.train.checkpoint_every;
+        // Rows 0..b: anchors; b..2b: positives (contrastive) or independent draws (supervised).
+        let mut x = Array2::<f32>::zeros((2 * b, source.observation_len()));
+        let mut z = Array2::<f64>::zeros((2 * b, source.latent_dim()));
+        let mut grad = Array2::<f32>::zeros((2 * b, self.encoder.output_dim()));
+        let mut target = Array2::<f32>::zeros((2 * b, source.latent_dim()));
+        // Peak learning rate of this phase (the supervised baseline may have its own).
+        let peak = match objective {
+            Objective::Contrastive(_) => cfg.train.lr,
+            Objective::Supervised => cfg.eval.supervised_lr.unwrap_or(cfg.train.lr),
+        };
+        let start = Instant::now();
+        let elapsed0 = self.elapsed_s;
+        write_points(&self.metrics, &self.points)?;
+        while self.step < steps {
+            let step = self.step + 1;
+            let lr = cfg.train.lr_with_peak(peak, step, steps);
+            match objective {
+                Objective::Contrastive(_) => {
+                    source.draw_pairs(&mut self.data_rng, 1, x.view_mut(), z.view_mut())
+                }
+                Objective::Supervised => {
+                    let (xa, xb) = x.view_mut().split_at(Axis(0), b);
+                    let (za, zb) = z.view_mut().split_at(Axis(0), b);
+                    source.draw_marginal(&mut self.data_rng, xa, za);
+                    source.draw_marginal(&mut self.data_rng, xb, zb);
+                }
+            }
+            let h = self.encoder.forward_train(x.view());
+            assert_eq!(h.dim(), grad.dim(), "encoder output shape");
+            let value = match objective {
+                Objective::Contrastive(kernel) => {
+                    let (h_a, h_p) = h.split_at(Axis(0), b);
+                    let (g_a, g_p) = grad.view_mut().split_at(Axis(0), b);
+                    kernel.loss_and_grad(h_a, h_p, g_a, g_p)
+                }
+                Objective::Supervised => {
+                    // The loss is the mean MSE over both halves.
+                    target.zip_mut_with(&z, |t, &v| *t = v as f32);
+                    clica_objectives::mse_and_grad(h, target.view(), grad.view_mut())
+                }
+            };
+            let loss = f64::from(value);
+            let diverged = |what: String| Error::Diverged { step, what };
+            if !loss.is_finite() {
+                return Err(diverged("the loss".into()));
+            }
+            if let Some((r, c)) = first_non_finite(grad.view()) {
+                return Err(diverged(format!(
+                    "the output gradient (row {r}, column {c})"
+                )));
+            }
+            self.encoder.backward(grad.view());
+            if let Some((name, i)) = self.encoder.first_non_finite_gradient() {
+                return Err(diverged(format!(
+                    "the gradient of parameter `{name}` (entry {i})"
+                )));
+            }
+            self.optimizer.step(self.encoder.as_mut(), lr as f32)?;
+            if let Some((name, i)) = self.encoder.first_non_finite_parameter() {
+                return Err(diverged(format!("the parameter `{name}` (entry {i})")));
+            }
+            self.step = step;
+            self.last_loss = loss;
+            self.elapsed_s = elapsed0 + start.elapsed().as_secs_f64();
+            observer.step(step, loss, self.elapsed_s);
+            if step == 1 || step % cfg.train.log_every == 0 || step == steps {
+                let point = self.log_point(step, loss, lr)?;
+                observer.log(&point);
+                self.points.push(point);
+                write_points(&self.metrics, &self.points)?;
+            }
+            if step < steps {
+                if stop.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                    save(self)?;
+                    return Ok(Ended::Interrupted);
+                }
+                if every > 0 && step % every == 0 {
+                    save(self)?;
+                }
+            }
+        }
+        save(self)?;
+        Ok(Ended::Completed)
+    }
+
+    /// Scores the encoder on a fresh sample from the log stream.
+    fn log_point(&mut self, step: u64, loss: f64, lr: f64) -> Result<LogPoint> {
+        let (z, h) = represent(
+            self.encoder.as_ref(),
+            self.setup.source(),
+            &mut self.log_rng,
+            self.setup.config.eval.samples,
+        );
+        if let Some((r, c)) = first_non_finite(h.view()) {
+            return Err(Error::Diverged {
+                step,
+                what: format!("the encoder output (row {r}, column {c})"),
+            });
+        }
+        let r2 = R2InSample.score(z.view(), h.view())?;
+        // MCC needs a representation at least as wide as the latents.
+        let mcc = if h.ncols() >= z.ncols() {
+            MccMetric(Correlation::Pearson).score(z.view(), h.view())?
+        } else {
+            f64::NAN
+        };
+        Ok(LogPoint {
+            step,
+            loss,
+            lr,
+            r2,
+            mcc,
+            elapsed_s: self.elapsed_s,
+        })
+    }
+}
+
+fn first_non_finite<T: Copy + Into<f64>>(a: ArrayView2<'_, T>) -> Option<(usize, usize)> {
+    a.indexed_iter()
+        .find(|(_, v)| !(**v).into().is_finite())
+        .map(|(i, _)| i)
+}
+
+/// Rewrites a JSON-lines metrics file from all its points, atomically.
+pub(crate) fn write_points(path: &Path, points: &[LogPoint]) -> Result<()> {
+    let mut text = String::new();
+    for p in points {
+        text.push_str(&serde_json::to_string(p).map_err(|e| Error::Config(e.to_string()))?);
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
+}
