@@ -4,7 +4,7 @@
 
 use crate::manifest::Manifest;
 use crate::options::Options;
-use crate::report::Band;
+use crate::report::{self, Band};
 use crate::reproduce::{
     add_compute, build_clica, describe_summary, header_line, meta, now_unix, print_commands,
     protocol_file, root, run_args, write_file,
@@ -80,14 +80,11 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
                 let v: Vec<f64> = idx
                     .iter()
                     .filter_map(|&i| match &outcomes[i] {
-                        Outcome::Done { summary, .. } => {
-                            let x = if key == "identity" {
-                                &summary["identity"]["r2"]
-                            } else {
-                                &summary["contrastive"][key]["mean"]
-                            };
-                            x.as_f64().map(|x| 100.0 * x)
-                        }
+                        Outcome::Done { summary, .. } => report::pct(if key == "identity" {
+                            summary.identity.as_ref().and_then(|s| s.get("r2"))
+                        } else {
+                            report::mean_of(summary.contrastive.as_ref(), key)
+                        }),
                         Outcome::Failed(_) => None,
                     })
                     .collect();
@@ -103,7 +100,7 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
             let secs: Vec<f64> = idx
                 .iter()
                 .filter_map(|&i| match &outcomes[i] {
-                    Outcome::Done { summary, .. } => summary["train_seconds"].as_f64(),
+                    Outcome::Done { summary, .. } => summary.train_seconds,
                     Outcome::Failed(_) => None,
                 })
                 .collect();

@@ -7,6 +7,7 @@ use crate::manifest::{Manifest, RowSpec};
 use crate::options::Options;
 use crate::report::{self, Band, RowResult};
 use crate::runner::{self, fmt_secs, Job, Outcome};
+use clica_records::Summary;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -147,20 +148,22 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-pub(crate) fn describe_summary(metric: &'static str) -> impl Fn(&Value) -> String + Sync {
-    move |s: &Value| {
-        let f = |v: &Value| {
-            v.as_f64()
-                .map_or("?".into(), |x| format!("{:.2}", 100.0 * x))
-        };
+/// One run's scores for progress lines: contrastive, identity and (when run) supervised.
+pub(crate) fn describe_summary(metric: &'static str) -> impl Fn(&Summary) -> String + Sync {
+    move |s: &Summary| {
+        let f = |x: Option<f64>| report::pct(x).map_or("?".into(), |p| format!("{p:.2}"));
         let name = if metric == "r2" { "R²" } else { "MCC" };
         let mut t = format!(
             "{name} {} (identity {}",
-            f(&s["contrastive"][metric]["mean"]),
-            f(&s["identity"][metric])
+            f(report::mean_of(s.contrastive.as_ref(), metric)),
+            f(s.identity.as_ref().and_then(|i| i.get(metric)))
         );
-        if s["supervised"].is_object() {
-            let _ = write!(t, ", supervised {}", f(&s["supervised"][metric]["mean"]));
+        if s.supervised.is_some() {
+            let _ = write!(
+                t,
+                ", supervised {}",
+                f(report::mean_of(s.supervised.as_ref(), metric))
+            );
         }
         t.push(')');
         t
@@ -320,7 +323,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     let started = now_unix();
     let t0 = Instant::now();
     // Identity and supervised/contrastive scores of one row read with that row's metric.
-    let outcomes = runner::run_all(&clica, &jobs, o.jobs, o.threads(), &|s: &Value| {
+    let outcomes = runner::run_all(&clica, &jobs, o.jobs, o.threads(), &|s: &Summary| {
         format!(
             "{}; {}",
             describe_summary("r2")(s),
@@ -336,7 +339,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
             let (job, outcome) = (&jobs[k], &outcomes[k]);
             k += 1;
             let summary = match outcome {
-                Outcome::Done { summary, .. } => Ok(summary),
+                Outcome::Done { summary, .. } => Ok(&**summary),
                 Outcome::Failed(e) => Err(e.as_str()),
             };
             seed_results.push(report::seed_result(
