@@ -6,8 +6,8 @@ use crate::manifest::Manifest;
 use crate::options::Options;
 use crate::report::{self, Band};
 use crate::reproduce::{
-    add_compute, build_clica, describe_summary, header_line, meta, now_unix, print_commands,
-    protocol_file, root, run_args, write_file,
+    add_compute, build_clica, describe_summary, header_line, lock_results, meta, now_unix,
+    print_commands, protocol_file, root, run_args, write_file,
 };
 use crate::runner::{self, fmt_secs, Job, Outcome};
 use crate::svg::{self, Series};
@@ -36,6 +36,7 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
     } else {
         o.layers.clone()
     };
+    let _lock = lock_results(&o, "ablation")?;
     let clica = build_clica(&root)?;
     let mut jobs = Vec::new();
     let mut cells = Vec::new();

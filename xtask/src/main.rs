@@ -12,6 +12,7 @@
 //! JSON it writes (means and standard deviations over seeds, band checks, plots).
 
 mod ablation;
+mod lock;
 mod manifest;
 mod options;
 mod report;

@@ -3,6 +3,7 @@
 //! `reproduce` and `ablation` take (building `clica`, a run's arguments, the report header and
 //! metadata, atomic writes) live here too.
 
+use crate::lock::Lock;
 use crate::manifest::{Manifest, RowSpec};
 use crate::options::Options;
 use crate::report::{self, Band, RowResult};
@@ -46,6 +47,17 @@ pub(crate) fn protocol_file(protocol: &str, root: &Path) -> Result<PathBuf, Stri
             p.display()
         ))
     }
+}
+
+/// Takes the lock of the results folder for `cargo xtask <verb>` (released when dropped),
+/// so that two invocations never write the same runs and reports. Not with
+/// `--print-commands`: that writes nothing there, and the commands it prints run later,
+/// under a scheduler, where this process's lock could not cover them.
+pub(crate) fn lock_results(o: &Options, verb: &str) -> Result<Option<Lock>, String> {
+    if o.print_commands {
+        return Ok(None);
+    }
+    Lock::acquire(&o.out, &format!("cargo xtask {verb}")).map(Some)
 }
 
 /// Builds the release `clica` binary and returns its path.
@@ -293,6 +305,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     if selected.is_empty() {
         return Err("no rows selected (check --table and --rows)".into());
     }
+    let _lock = lock_results(&o, "reproduce")?;
     let clica = build_clica(&root)?;
     let supervised = ["eval.supervised=true".to_string()];
     let mut jobs = Vec::new();
