@@ -11,7 +11,10 @@
 //! xtask never computes a score: it launches the release `clica` binary and aggregates the
 //! JSON it writes (means and standard deviations over seeds, band checks, plots).
 
+mod ablation;
+mod lock;
 mod manifest;
+mod options;
 mod report;
 mod reproduce;
 mod runner;
@@ -37,7 +40,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("layering") => layering(),
         Some("reproduce") => reproduce::reproduce(&args[1..]),
-        Some("ablation") => reproduce::ablation(&args[1..]),
+        Some("ablation") => ablation::ablation(&args[1..]),
         Some("smoke") => smoke(),
         _ => {
             eprintln!("usage: cargo xtask <ci|layering|reproduce|ablation|smoke> (reproduce --help for its options)");
@@ -132,7 +135,7 @@ fn smoke() -> Result<(), String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    reproduce::ablation(&ablation)?;
+    ablation::ablation(&ablation)?;
     for f in [
         "table1.md",
         "table2.md",

@@ -1,12 +1,13 @@
 //! Aggregation of run summaries into the tables, the JSON behind them and the figures.
 //!
-//! Only bookkeeping happens here: means and standard deviations over seeds of the scores
-//! `clica` computed, and the band checks of `configs/reproduce.toml`.
+//! Summaries and metrics are read through `clica-records`' types. Only bookkeeping happens
+//! here: means and standard deviations over seeds of the scores `clica` computed, and the
+//! band checks of `configs/reproduce.toml`.
 
 use crate::manifest::{RowSpec, Verdict};
 use crate::svg::{self, Dot, HLine, Series};
+use clica_records::{FinalScores, LogPoint, Summary};
 use serde::Serialize;
-use serde_json::Value;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -107,8 +108,14 @@ pub fn metric_of(table: u8) -> &'static str {
     }
 }
 
-fn pct(v: &Value) -> Option<f64> {
-    v.as_f64().map(|x| 100.0 * x)
+/// A score as a percentage; `None` when it is not finite (written as `null`).
+pub fn pct(x: Option<f64>) -> Option<f64> {
+    x.filter(|x| x.is_finite()).map(|x| 100.0 * x)
+}
+
+/// The mean over final batches of score `name` in `scores` (`None` when absent).
+pub fn mean_of(scores: Option<&FinalScores>, name: &str) -> Option<f64> {
+    scores?.get(name).map(|m| m.mean)
 }
 
 /// Reads one seed's result from its summary (or records its error).
@@ -119,7 +126,7 @@ pub fn seed_result(
     seed: u64,
     out: &Path,
     dir: &Path,
-    summary: Result<&Value, &str>,
+    summary: Result<&Summary, &str>,
 ) -> SeedResult {
     let m = metric_of(table);
     let mut r = SeedResult {
@@ -137,13 +144,14 @@ pub fn seed_result(
     };
     match summary {
         Ok(s) => {
-            r.generator_fingerprint = s["generator_fingerprint"].as_str().map(String::from);
-            r.identity = pct(&s["identity"][m]);
-            r.supervised = pct(&s["supervised"][m]["mean"]);
-            r.contrastive = pct(&s["contrastive"][m]["mean"]);
-            r.contrastive_r2_held_out = pct(&s["contrastive"]["r2_held_out"]["mean"]);
-            r.contrastive_mcc = pct(&s["contrastive"]["mcc_pearson"]["mean"]);
-            r.train_seconds = s["train_seconds"].as_f64();
+            let contrastive = s.contrastive.as_ref();
+            r.generator_fingerprint = Some(s.generator_fingerprint.clone());
+            r.identity = pct(s.identity.as_ref().and_then(|i| i.get(m)));
+            r.supervised = pct(mean_of(s.supervised.as_ref(), m));
+            r.contrastive = pct(mean_of(contrastive, m));
+            r.contrastive_r2_held_out = pct(mean_of(contrastive, "r2_held_out"));
+            r.contrastive_mcc = pct(mean_of(contrastive, "mcc_pearson"));
+            r.train_seconds = s.train_seconds;
         }
         Err(e) => r.error = Some(e.to_string()),
     }
@@ -279,14 +287,15 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
     md
 }
 
-/// Reads `(step, score %)` from a run's `metrics.jsonl`, skipping unreadable lines.
+/// Reads `(step, score %)` from a run's `metrics.jsonl`, skipping lines that are not a
+/// [`LogPoint`] and points whose score is not finite.
 pub fn curve(dir: &Path, metric: &str) -> Vec<(f64, f64)> {
-    let key = if metric == "r2" { "r2" } else { "mcc" };
+    let score = |p: &LogPoint| if metric == "r2" { p.r2 } else { p.mcc };
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| Some((v["step"].as_f64()?, 100.0 * v[key].as_f64()?)))
+        .filter_map(|l| serde_json::from_str::<LogPoint>(l).ok())
+        .filter_map(|p| Some((p.step as f64, pct(Some(score(&p)))?)))
         .collect()
 }
 
@@ -391,15 +400,25 @@ mod tests {
         }
     }
 
-    fn summary(r2: f64) -> Value {
-        serde_json::json!({
+    fn summary(r2: f64) -> Summary {
+        let ms = |mean: f64| serde_json::json!({"mean": mean, "std": 0.0});
+        let scores = |r2: f64, mcc: f64| {
+            serde_json::json!({"r2": ms(r2), "r2_held_out": ms(r2 - 0.01),
+                "mcc_pearson": ms(mcc), "mcc_spearman": ms(mcc)})
+        };
+        serde_json::from_value(serde_json::json!({
             "status": "completed",
+            "seed": 0,
             "generator_fingerprint": "abcd",
-            "identity": {"r2": 0.6, "mcc_pearson": 0.45},
-            "contrastive": {"r2": {"mean": r2}, "r2_held_out": {"mean": r2 - 0.01}, "mcc_pearson": {"mean": 0.5}},
-            "supervised": {"r2": {"mean": 0.99}, "mcc_pearson": {"mean": 0.98}},
-            "train_seconds": 12.0
-        })
+            "identity": {"r2": 0.6, "r2_held_out": 0.59, "mcc_pearson": 0.45,
+                "mcc_spearman": 0.44, "assignment": [0, 1]},
+            "contrastive": scores(r2, 0.5),
+            "supervised": scores(0.99, 0.98),
+            "steps": 40,
+            "train_seconds": 12.0,
+            "versions": {"clica": "0.1.0"}
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -466,5 +485,80 @@ mod tests {
                 .count()
                 == 1
         );
+    }
+
+    #[test]
+    fn curves_skip_lines_that_are_not_log_points_and_scores_that_are_not_finite() {
+        let dir = std::env::temp_dir().join(format!("xtask-curve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let point = |step: u32, r2: &str, mcc: &str| {
+            format!(
+                r#"{{"step":{step},"loss":2.0,"lr":0.001,"r2":{r2},"mcc":{mcc},"elapsed_s":0.1}}"#
+            )
+        };
+        let lines = [
+            point(1, "0.5", "0.25"),
+            point(2, "0.75", "null"),
+            "not json".into(),
+            point(3, "0.8", "0.3").replace("\"lr\"", "\"learning_rate\""),
+            point(4, "0.9", "0.4")[..30].into(),
+        ];
+        std::fs::write(dir.join("metrics.jsonl"), lines.join("\n")).unwrap();
+        assert_eq!(curve(&dir, "r2"), vec![(1.0, 50.0), (2.0, 75.0)]);
+        assert_eq!(curve(&dir, "mcc_pearson"), vec![(1.0, 25.0)]);
+        assert!(curve(&dir.join("missing"), "r2").is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `v` as `results.json` holds it, read back with the parser that read the committed
+    /// file (serde_json's default float parsing can land one ulp off; equal texts, which
+    /// are shortest round-trip digits, read back equal).
+    fn as_read<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::from_str(&serde_json::to_string(v).unwrap()).unwrap()
+    }
+
+    /// The committed reference run, read back through the record types: every seed's
+    /// figures, the per-row and summary figures are those `reproduce` wrote.
+    #[test]
+    fn the_committed_reference_run_reads_back_unchanged() {
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results");
+        let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+        let committed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut rows = Vec::new();
+        for row in committed["rows"].as_array().unwrap() {
+            let spec: RowSpec = serde_json::from_value(row["spec"].clone()).unwrap();
+            let seeds: Vec<SeedResult> = row["seeds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let dir = out.join(s["dir"].as_str().unwrap());
+                    let summary = crate::runner::read_completed(&dir).unwrap();
+                    let seed = s["seed"].as_u64().unwrap();
+                    let r = seed_result(spec.table, seed, &out, &dir, Ok(&summary));
+                    assert_eq!(&as_read(&r), s, "{}", dir.display());
+                    r
+                })
+                .collect();
+            rows.push((spec, seeds));
+        }
+        let rows = aggregate(rows);
+        assert_eq!(rows.len(), 18);
+        for (r, c) in rows.iter().zip(committed["rows"].as_array().unwrap()) {
+            assert_eq!(as_read(r), *c);
+            let name = format!("plots/table{}_row{:02}.svg", r.spec.table, r.spec.row);
+            let svg = std::fs::read_to_string(out.join(&name)).unwrap();
+            assert!(row_plot(r, &out) == svg, "{name} differs");
+        }
+        for t in [1, 2] {
+            let svg = std::fs::read_to_string(out.join(format!("plots/table{t}_summary.svg")));
+            assert!(summary_plot(t, &rows) == svg.unwrap(), "table {t} summary");
+            let md = std::fs::read_to_string(out.join(format!("table{t}.md"))).unwrap();
+            let header = md.lines().nth(2).unwrap();
+            assert!(
+                table_markdown(t, &rows, header) == md,
+                "table{t}.md differs"
+            );
+        }
     }
 }

@@ -1,152 +1,18 @@
-//! `cargo xtask reproduce` and `cargo xtask ablation`: plan the `clica train` runs, run them
-//! (resumably), and write the tables, the JSON behind them and the figures.
+//! `cargo xtask reproduce`: plan the `clica train` runs of the paper's tables, run them
+//! (resumably), and write the tables, the JSON behind them and the figures. The steps both
+//! `reproduce` and `ablation` take (building `clica`, a run's arguments, the report header and
+//! metadata, atomic writes) live here too.
 
+use crate::lock::Lock;
 use crate::manifest::{Manifest, RowSpec};
+use crate::options::Options;
 use crate::report::{self, Band, RowResult};
 use crate::runner::{self, fmt_secs, Job, Outcome};
-use crate::svg::{self, Series};
+use clica_records::Summary;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-const USAGE: &str = "\
-usage: cargo xtask reproduce [options]     the paper's Tables 1 and 2
-       cargo xtask ablation [options]      contrastive R² against latent dimension and mixing depth
-
-options (both):
-  --seeds K          seeds 0..K-1 per row (default: reproduce 3, ablation 1)
-  --protocol P       fast | paper, or a path to a protocol TOML (default fast)
-  --out DIR          results folder (default results)
-  --jobs J           runs at a time (default 1); each gets cores/J threads unless --threads
-  --threads T        rayon threads per run
-  --set KEY=VALUE    extra override for every run (repeatable)
-  --smoke            tiny runs that check the pipeline, not the scores (what CI runs)
-  --print-commands   print one `clica train` command per run and exit (for a batch scheduler)
-reproduce only:
-  --table 1|2        only this table (repeatable or comma-separated)
-  --rows 1,5         only these rows
-  --quick            one seed, the first row of each table (the README's main job)
-ablation only:
-  --dims 5,10        latent dimensions (default from configs/reproduce.toml)
-  --layers 1,3       mixing depths (default from configs/reproduce.toml)";
-
-/// Parsed options.
-#[derive(Debug, Clone)]
-pub struct Options {
-    tables: Vec<u8>,
-    rows: Vec<u32>,
-    seeds: Option<u64>,
-    protocol: String,
-    quick: bool,
-    out: PathBuf,
-    jobs: usize,
-    threads: Option<usize>,
-    sets: Vec<String>,
-    smoke: bool,
-    print_commands: bool,
-    dims: Vec<usize>,
-    layers: Vec<usize>,
-}
-
-fn list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
-    v.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| format!("{flag}: `{s}` is not a valid number"))
-        })
-        .collect()
-}
-
-impl Options {
-    /// Parses the arguments after the verb.
-    pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut o = Options {
-            tables: vec![],
-            rows: vec![],
-            seeds: None,
-            protocol: "fast".into(),
-            quick: false,
-            out: PathBuf::from("results"),
-            jobs: 1,
-            threads: None,
-            sets: vec![],
-            smoke: false,
-            print_commands: false,
-            dims: vec![],
-            layers: vec![],
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-            };
-            match a.as_str() {
-                "--table" => o.tables.extend(list::<u8>("--table", &value("--table")?)?),
-                "--rows" => o.rows.extend(list::<u32>("--rows", &value("--rows")?)?),
-                "--seeds" => {
-                    let v = value("--seeds")?;
-                    o.seeds = Some(
-                        v.parse()
-                            .ok()
-                            .filter(|&k| k > 0)
-                            .ok_or(format!("--seeds: `{v}` is not a positive integer"))?,
-                    );
-                }
-                "--protocol" => o.protocol = value("--protocol")?,
-                "--quick" => o.quick = true,
-                "--out" => o.out = PathBuf::from(value("--out")?),
-                "--jobs" => {
-                    let v = value("--jobs")?;
-                    o.jobs = v
-                        .parse()
-                        .ok()
-                        .filter(|&j| j > 0)
-                        .ok_or(format!("--jobs: `{v}` is not a positive integer"))?;
-                }
-                "--threads" => {
-                    let v = value("--threads")?;
-                    o.threads = Some(
-                        v.parse()
-                            .ok()
-                            .filter(|&t| t > 0)
-                            .ok_or(format!("--threads: `{v}` is not a positive integer"))?,
-                    );
-                }
-                "--set" => o.sets.push(value("--set")?),
-                "--smoke" => o.smoke = true,
-                "--print-commands" => o.print_commands = true,
-                "--dims" => o.dims = list("--dims", &value("--dims")?)?,
-                "--layers" => o.layers = list("--layers", &value("--layers")?)?,
-                "-h" | "--help" => return Err(USAGE.into()),
-                other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
-            }
-        }
-        if let Some(t) = o.tables.iter().find(|t| !(1..=2).contains(*t)) {
-            return Err(format!("--table: there is no table {t} (1 or 2)"));
-        }
-        if let Some(s) = o.sets.iter().find(|s| !s.contains('=')) {
-            return Err(format!("--set: `{s}` is not KEY=VALUE"));
-        }
-        if o.out.is_relative() {
-            o.out = std::env::current_dir()
-                .map_err(|e| e.to_string())?
-                .join(&o.out);
-        }
-        Ok(o)
-    }
-
-    fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / self.jobs).max(1)
-        })
-    }
-}
 
 /// Overrides that make every run tiny: the smoke test checks plumbing, not scores.
 const SMOKE: &[&str] = &[
@@ -161,14 +27,14 @@ const SMOKE: &[&str] = &[
     "encoder.hidden_multipliers=[2, 2]",
 ];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
 }
 
-fn protocol_file(protocol: &str, root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn protocol_file(protocol: &str, root: &Path) -> Result<PathBuf, String> {
     let p = match protocol {
         "fast" | "paper" => root.join(format!("configs/protocol/{protocol}.toml")),
         other => PathBuf::from(other),
@@ -183,8 +49,19 @@ fn protocol_file(protocol: &str, root: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// Takes the lock of the results folder for `cargo xtask <verb>` (released when dropped),
+/// so that two invocations never write the same runs and reports. Not with
+/// `--print-commands`: that writes nothing there, and the commands it prints run later,
+/// under a scheduler, where this process's lock could not cover them.
+pub(crate) fn lock_results(o: &Options, verb: &str) -> Result<Option<Lock>, String> {
+    if o.print_commands {
+        return Ok(None);
+    }
+    Lock::acquire(&o.out, &format!("cargo xtask {verb}")).map(Some)
+}
+
 /// Builds the release `clica` binary and returns its path.
-fn build_clica(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn build_clica(root: &Path) -> Result<PathBuf, String> {
     eprintln!("==> cargo build --release -p clica");
     let status = crate::cargo()
         .current_dir(root)
@@ -224,7 +101,7 @@ fn shell_quote(s: &str) -> String {
 
 /// Common arguments of every run: the row config, the protocol, the protocol's per-row
 /// overrides, the seed, the smoke overrides, then the user's (which win).
-fn run_args(
+pub(crate) fn run_args(
     config: &str,
     protocol: &Path,
     fast: &[String],
@@ -254,7 +131,7 @@ fn run_args(
     a
 }
 
-fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -271,7 +148,7 @@ fn git_commit(root: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -283,27 +160,36 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn describe_summary(metric: &'static str) -> impl Fn(&Value) -> String + Sync {
-    move |s: &Value| {
-        let f = |v: &Value| {
-            v.as_f64()
-                .map_or("?".into(), |x| format!("{:.2}", 100.0 * x))
-        };
+/// One run's scores for progress lines: contrastive, identity and (when run) supervised.
+pub(crate) fn describe_summary(metric: &'static str) -> impl Fn(&Summary) -> String + Sync {
+    move |s: &Summary| {
+        let f = |x: Option<f64>| report::pct(x).map_or("?".into(), |p| format!("{p:.2}"));
         let name = if metric == "r2" { "R²" } else { "MCC" };
         let mut t = format!(
             "{name} {} (identity {}",
-            f(&s["contrastive"][metric]["mean"]),
-            f(&s["identity"][metric])
+            f(report::mean_of(s.contrastive.as_ref(), metric)),
+            f(s.identity.as_ref().and_then(|i| i.get(metric)))
         );
-        if s["supervised"].is_object() {
-            let _ = write!(t, ", supervised {}", f(&s["supervised"][metric]["mean"]));
+        if s.supervised.is_some() {
+            let _ = write!(
+                t,
+                ", supervised {}",
+                f(report::mean_of(s.supervised.as_ref(), metric))
+            );
         }
         t.push(')');
         t
     }
 }
 
-fn meta(o: &Options, protocol: &Path, root: &Path, started: u64, wall: f64, seeds: u64) -> Value {
+pub(crate) fn meta(
+    o: &Options,
+    protocol: &Path,
+    root: &Path,
+    started: u64,
+    wall: f64,
+    seeds: u64,
+) -> Value {
     json!({
         "protocol": o.protocol,
         "protocol_file": protocol.strip_prefix(root).unwrap_or(protocol).display().to_string(),
@@ -321,7 +207,13 @@ fn meta(o: &Options, protocol: &Path, root: &Path, started: u64, wall: f64, seed
     })
 }
 
-fn header_line(o: &Options, seeds: u64, wall: f64, meta: &Value, outcomes: &[Outcome]) -> String {
+pub(crate) fn header_line(
+    o: &Options,
+    seeds: u64,
+    wall: f64,
+    meta: &Value,
+    outcomes: &[Outcome],
+) -> String {
     let reused = outcomes
         .iter()
         .filter(|x| matches!(x, Outcome::Done { cached: true, .. }))
@@ -359,7 +251,7 @@ fn header_line(o: &Options, seeds: u64, wall: f64, meta: &Value, outcomes: &[Out
 }
 
 /// Records what the timed runs cost in `meta` and says it in `header`.
-fn add_compute(meta: &mut Value, header: &mut String, timed: &[f64], all_runs: usize) {
+pub(crate) fn add_compute(meta: &mut Value, header: &mut String, timed: &[f64], all_runs: usize) {
     let total: f64 = timed.iter().sum();
     meta["run_seconds_total"] = json!(total);
     meta["runs_timed"] = json!(timed.len());
@@ -374,7 +266,7 @@ fn add_compute(meta: &mut Value, header: &mut String, timed: &[f64], all_runs: u
     }
 }
 
-fn print_commands(clica: &Path, jobs: &[Job]) {
+pub(crate) fn print_commands(clica: &Path, jobs: &[Job]) {
     for j in jobs {
         let mut line = shell_quote(&clica.display().to_string());
         line.push_str(" train");
@@ -413,6 +305,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     if selected.is_empty() {
         return Err("no rows selected (check --table and --rows)".into());
     }
+    let _lock = lock_results(&o, "reproduce")?;
     let clica = build_clica(&root)?;
     let supervised = ["eval.supervised=true".to_string()];
     let mut jobs = Vec::new();
@@ -443,7 +336,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     let started = now_unix();
     let t0 = Instant::now();
     // Identity and supervised/contrastive scores of one row read with that row's metric.
-    let outcomes = runner::run_all(&clica, &jobs, o.jobs, o.threads(), &|s: &Value| {
+    let outcomes = runner::run_all(&clica, &jobs, o.jobs, o.threads(), &|s: &Summary| {
         format!(
             "{}; {}",
             describe_summary("r2")(s),
@@ -459,7 +352,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
             let (job, outcome) = (&jobs[k], &outcomes[k]);
             k += 1;
             let summary = match outcome {
-                Outcome::Done { summary, .. } => Ok(summary),
+                Outcome::Done { summary, .. } => Ok(&**summary),
                 Outcome::Failed(e) => Err(e.as_str()),
             };
             seed_results.push(report::seed_result(
@@ -531,268 +424,13 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// `cargo xtask ablation`.
-pub fn ablation(args: &[String]) -> Result<(), String> {
-    let o = Options::parse(args)?;
-    if o.quick || !o.tables.is_empty() || !o.rows.is_empty() {
-        return Err("ablation: --quick, --table and --rows belong to reproduce".into());
-    }
-    let root = root();
-    let manifest = Manifest::load(&root.join("configs/reproduce.toml"), &root)?;
-    let spec = manifest.ablation;
-    let protocol = protocol_file(&o.protocol, &root)?;
-    let seeds = o.seeds.unwrap_or(1);
-    let dims = if o.dims.is_empty() {
-        spec.dims.clone()
-    } else {
-        o.dims.clone()
-    };
-    let layers = if o.layers.is_empty() {
-        spec.layers.clone()
-    } else {
-        o.layers.clone()
-    };
-    let clica = build_clica(&root)?;
-    let mut jobs = Vec::new();
-    let mut cells = Vec::new();
-    for &l in &layers {
-        for &n in &dims {
-            for seed in 0..seeds {
-                let extra: Vec<String> = spec
-                    .overrides
-                    .iter()
-                    .cloned()
-                    .chain([format!("data.dim={n}"), format!("mixing.layers={l}")])
-                    .collect();
-                jobs.push(Job {
-                    label: format!("ablation n{n} L{l} seed{seed}"),
-                    args: run_args(&spec.config, &protocol, &spec.fast, &o, seed, &extra),
-                    dir: o.out.join(format!("ablation/runs/n{n}_L{l}/seed{seed}")),
-                });
-                cells.push((n, l, seed));
-            }
-        }
-    }
-    if o.print_commands {
-        print_commands(&clica, &jobs);
-        return Ok(());
-    }
-    eprintln!(
-        "==> ablation: dims {dims:?} × depths {layers:?} × {seeds} seed(s) = {} run(s); results in {}",
-        jobs.len(),
-        o.out.display()
-    );
-    let started = now_unix();
-    let t0 = Instant::now();
-    let outcomes = runner::run_all(&clica, &jobs, o.jobs, o.threads(), &describe_summary("r2"));
-    let wall = t0.elapsed().as_secs_f64();
-    let mut table = Vec::new();
-    for &l in &layers {
-        for &n in &dims {
-            let idx: Vec<usize> = (0..cells.len())
-                .filter(|&i| cells[i].0 == n && cells[i].1 == l)
-                .collect();
-            let pick = |key: &str| {
-                let v: Vec<f64> = idx
-                    .iter()
-                    .filter_map(|&i| match &outcomes[i] {
-                        Outcome::Done { summary, .. } => {
-                            let x = if key == "identity" {
-                                &summary["identity"]["r2"]
-                            } else {
-                                &summary["contrastive"][key]["mean"]
-                            };
-                            x.as_f64().map(|x| 100.0 * x)
-                        }
-                        Outcome::Failed(_) => None,
-                    })
-                    .collect();
-                Band::of(&v)
-            };
-            let errors: Vec<String> = idx
-                .iter()
-                .filter_map(|&i| match &outcomes[i] {
-                    Outcome::Failed(e) => Some(format!("seed {}: {e}", cells[i].2)),
-                    Outcome::Done { .. } => None,
-                })
-                .collect();
-            let secs: Vec<f64> = idx
-                .iter()
-                .filter_map(|&i| match &outcomes[i] {
-                    Outcome::Done { summary, .. } => summary["train_seconds"].as_f64(),
-                    Outcome::Failed(_) => None,
-                })
-                .collect();
-            table.push(json!({
-                "dim": n,
-                "layers": l,
-                "r2": pick("r2"),
-                "r2_held_out": pick("r2_held_out"),
-                "mcc_pearson": pick("mcc_pearson"),
-                "identity_r2": pick("identity"),
-                "train_seconds": Band::of(&secs),
-                "errors": errors,
-                "runs": idx
-                    .iter()
-                    .map(|&i| {
-                        let d = &jobs[i].dir;
-                        d.strip_prefix(&o.out).unwrap_or(d).display().to_string()
-                    })
-                    .collect::<Vec<_>>(),
-            }));
-        }
-    }
-    let mut meta = meta(&o, &protocol, &root, started, wall, seeds);
-    let timed: Vec<f64> = jobs
-        .iter()
-        .filter_map(|j| runner::run_seconds(&j.dir))
-        .collect();
-    let mut header = header_line(&o, seeds, wall, &meta, &outcomes);
-    add_compute(&mut meta, &mut header, &timed, jobs.len());
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# Ablation: contrastive R² (%) against latent dimension n and mixing depth L\n\n\
-         Setting: `{}` (sphere, uniform marginal, vMF conditional, sphere InfoNCE){}; identity \
-         baseline in brackets. {}\n",
-        spec.config,
-        if o.protocol == "fast" && !spec.fast.is_empty() {
-            format!(" with `{}`", spec.fast.join("`, `"))
-        } else {
-            String::new()
-        },
-        header
-    );
-    let _ = write!(md, "| n |");
-    for l in &layers {
-        let _ = write!(md, " L = {l} |");
-    }
-    let _ = write!(md, "\n|---|");
-    for _ in &layers {
-        let _ = write!(md, "---|");
-    }
-    md.push('\n');
-    let cell = |n: usize, l: usize| {
-        table
-            .iter()
-            .find(|c| c["dim"] == n && c["layers"] == l)
-            .expect("every cell was built")
-    };
-    let txt = |v: &Value| match (v["mean"].as_f64(), v["std"].as_f64(), v["n"].as_u64()) {
-        (Some(m), Some(s), Some(k)) if k > 1 => format!("{m:.2} ± {s:.2}"),
-        (Some(m), _, _) => format!("{m:.2}"),
-        _ => "–".into(),
-    };
-    for &n in &dims {
-        let _ = write!(md, "| {n} |");
-        for &l in &layers {
-            let c = cell(n, l);
-            let _ = write!(md, " **{}** ({}) |", txt(&c["r2"]), txt(&c["identity_r2"]));
-        }
-        md.push('\n');
-    }
-    let series: Vec<Series> = layers
-        .iter()
-        .enumerate()
-        .map(|(k, &l)| Series {
-            label: format!("L = {l}"),
-            points: dims
-                .iter()
-                .filter_map(|&n| Some((n as f64, cell(n, l)["r2"]["mean"].as_f64()?)))
-                .collect(),
-            color: Some(k),
-            dashed: false,
-        })
-        .chain(layers.iter().enumerate().map(|(k, &l)| {
-            Series {
-                color: Some(k),
-                dashed: true,
-                label: format!("identity, L = {l}"),
-                points: dims
-                    .iter()
-                    .filter_map(|&n| Some((n as f64, cell(n, l)["identity_r2"]["mean"].as_f64()?)))
-                    .collect(),
-            }
-        }))
-        .collect();
-    let plot = svg::line_plot(
-        "Contrastive R² against latent dimension",
-        "latent dimension n",
-        "R² (%)",
-        &series,
-        &[],
-        (0.0, 100.0),
-    );
-    write_file(&o.out.join("ablation.md"), &md)?;
-    write_file(&o.out.join("plots/ablation.svg"), &plot)?;
-    write_file(
-        &o.out.join("ablation.json"),
-        &(serde_json::to_string_pretty(&json!({ "meta": meta, "cells": table }))
-            .map_err(|e| e.to_string())?
-            + "\n"),
-    )?;
-    let failed = outcomes
-        .iter()
-        .filter(|x| matches!(x, Outcome::Failed(_)))
-        .count();
-    eprint!("{md}");
-    eprintln!(
-        "ablation: {} run(s) in {}; {failed} failed; ablation.md, ablation.json and plots/ablation.svg in {}",
-        jobs.len(),
-        fmt_secs(wall),
-        o.out.display()
-    );
-    if failed > 0 {
-        Err(format!("{failed} run(s) failed"))
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(a: &[&str]) -> Result<Options, String> {
-        Options::parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn options_parse_and_reject() {
-        let o = parse(&[
-            "--table",
-            "1",
-            "--rows",
-            "1,5",
-            "--seeds",
-            "2",
-            "--jobs",
-            "4",
-            "--set",
-            "train.steps=5",
-        ])
-        .unwrap();
-        assert_eq!(
-            (o.tables, o.rows, o.seeds, o.jobs),
-            (vec![1], vec![1, 5], Some(2), 4)
-        );
-        assert_eq!(o.sets, vec!["train.steps=5"]);
-        for (bad, want) in [
-            (vec!["--table", "3"], "no table 3"),
-            (vec!["--seeds", "0"], "positive"),
-            (vec!["--jobs"], "needs a value"),
-            (vec!["--rows", "x"], "not a valid number"),
-            (vec!["--frobnicate"], "unknown option"),
-            (vec!["--set", "oops"], "KEY=VALUE"),
-        ] {
-            let e = parse(&bad).unwrap_err();
-            assert!(e.contains(want), "{bad:?}: {e}");
-        }
-    }
-
     #[test]
     fn run_arguments_layer_row_protocol_fast_overrides_seed_then_user() {
-        let o = parse(&["--set", "train.steps=7"]).unwrap();
+        let o = Options::of(&["--set", "train.steps=7"]).unwrap();
         let a = run_args(
             "row.toml",
             Path::new("fast.toml"),
@@ -805,7 +443,7 @@ mod tests {
             a.join(" "),
             "--config row.toml --config fast.toml --set loss.tau=0.1 --set seed=2 --set train.steps=7"
         );
-        let p = parse(&["--protocol", "paper"]).unwrap();
+        let p = Options::of(&["--protocol", "paper"]).unwrap();
         let a = run_args(
             "row.toml",
             Path::new("paper.toml"),

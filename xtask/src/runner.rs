@@ -2,6 +2,7 @@
 //! skipping runs that already completed with the same resolved configuration and resuming
 //! interrupted ones from their checkpoint.
 
+use clica_records::{Status, Summary};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,8 @@ pub struct Job {
 pub enum Outcome {
     /// Completed now or before; holds `summary.json`.
     Done {
-        /// The run's summary.
-        summary: Value,
+        /// The run's summary (boxed: it is large next to an error line).
+        summary: Box<Summary>,
         /// True when an earlier completed run was reused.
         cached: bool,
     },
@@ -75,15 +76,44 @@ pub fn run_seconds(dir: &Path) -> Option<f64> {
     serde_json::from_str::<Value>(&text).ok()?["wall_seconds"].as_f64()
 }
 
-/// `summary.json` of a completed run in `dir` whose `config.toml` was written from exactly
-/// `resolved`.
-pub fn completed_summary(dir: &Path, resolved: &str) -> Option<Value> {
-    if !written_from(dir, resolved) {
-        return None;
+/// `summary.json` of the completed run in `dir`, or one line saying why there is none
+/// (naming the file): missing, not a clica summary, or a run that did not complete.
+pub fn read_completed(dir: &Path) -> Result<Summary, String> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let summary: Summary = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a clica summary: {e}", path.display()))?;
+    match summary.status {
+        Status::Completed => Ok(summary),
+        other => Err(format!(
+            "{}: the run did not complete (status {}{})",
+            path.display(),
+            other.name(),
+            summary
+                .message
+                .as_deref()
+                .map_or(String::new(), |m| format!(": {m}"))
+        )),
     }
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).ok()?).ok()?;
-    (summary["status"] == "completed").then_some(summary)
+}
+
+/// `summary.json` of a completed run in `dir` whose `config.toml` was written from exactly
+/// `resolved`, or one line saying why not.
+fn completed_or_why(dir: &Path, resolved: &str) -> Result<Summary, String> {
+    if !written_from(dir, resolved) {
+        return Err(format!(
+            "{} was not written from this run's configuration",
+            dir.join("config.toml").display()
+        ));
+    }
+    read_completed(dir)
+}
+
+/// `summary.json` of a completed run in `dir` whose `config.toml` was written from exactly
+/// `resolved`; `None` (rerun it) for anything else, a summary that does not parse included.
+pub fn completed_summary(dir: &Path, resolved: &str) -> Option<Summary> {
+    completed_or_why(dir, resolved).ok()
 }
 
 fn run_one(clica: &Path, job: &Job, threads: usize) -> Outcome {
@@ -93,7 +123,7 @@ fn run_one(clica: &Path, job: &Job, threads: usize) -> Outcome {
     };
     if let Some(summary) = completed_summary(&job.dir, &resolved) {
         return Outcome::Done {
-            summary,
+            summary: Box::new(summary),
             cached: true,
         };
     }
@@ -142,15 +172,12 @@ fn run_one(clica: &Path, job: &Job, threads: usize) -> Outcome {
         status = train(false, log, log_err);
     }
     match status {
-        Ok(s) if s.success() => match completed_summary(&job.dir, &resolved) {
-            Some(summary) => Outcome::Done {
-                summary,
+        Ok(s) if s.success() => match completed_or_why(&job.dir, &resolved) {
+            Ok(summary) => Outcome::Done {
+                summary: Box::new(summary),
                 cached: false,
             },
-            None => Outcome::Failed(format!(
-                "finished but left no completed summary.json in {}",
-                job.dir.display()
-            )),
+            Err(e) => Outcome::Failed(format!("finished but {e}")),
         },
         Ok(s) => {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -171,7 +198,7 @@ pub fn run_all(
     jobs: &[Job],
     parallel: usize,
     threads: usize,
-    describe: &(dyn Fn(&Value) -> String + Sync),
+    describe: &(dyn Fn(&Summary) -> String + Sync),
 ) -> Vec<Outcome> {
     let queue: Arc<Mutex<VecDeque<usize>>> = Arc::new(Mutex::new((0..jobs.len()).collect()));
     let results: Arc<Mutex<Vec<Option<Outcome>>>> = Arc::new(Mutex::new(vec![None; jobs.len()]));
@@ -257,6 +284,10 @@ pub fn fmt_secs(s: f64) -> String {
 mod tests {
     use super::*;
 
+    /// The smallest summary a completed run can have.
+    const COMPLETED: &str = r#"{"status": "completed", "seed": 0, "generator_fingerprint": "ab",
+        "steps": 10, "versions": {"clica": "0.1.0"}}"#;
+
     #[test]
     fn completed_run_is_recognised_only_with_the_same_config() {
         let dir = std::env::temp_dir().join(format!("xtask-runner-{}", std::process::id()));
@@ -271,19 +302,45 @@ mod tests {
             completed_summary(&dir, resolved).is_none(),
             "no summary yet"
         );
-        std::fs::write(dir.join("summary.json"), r#"{"status": "interrupted"}"#).unwrap();
+        let file = dir.join("summary.json").display().to_string();
+        let e = read_completed(&dir).unwrap_err();
+        assert!(e.starts_with("cannot read ") && e.contains(&file), "{e}");
+        std::fs::write(
+            dir.join("summary.json"),
+            COMPLETED.replace("completed\"", "interrupted\", \"message\": \"stopped\""),
+        )
+        .unwrap();
         assert!(completed_summary(&dir, resolved).is_none(), "not completed");
-        std::fs::write(dir.join("summary.json"), r#"{"status": "completed"}"#).unwrap();
-        assert!(completed_summary(&dir, resolved).is_some());
+        assert_eq!(
+            read_completed(&dir).unwrap_err(),
+            format!("{file}: the run did not complete (status interrupted: stopped)")
+        );
+        std::fs::write(dir.join("summary.json"), COMPLETED).unwrap();
+        let s = completed_summary(&dir, resolved).unwrap();
+        assert_eq!((s.status, s.steps), (Status::Completed, 10));
         assert!(
             completed_summary(&dir, "seed = 1\n").is_none(),
             "other config"
         );
-        std::fs::write(dir.join("summary.json"), r#"{"status": "compl"#).unwrap();
-        assert!(
-            completed_summary(&dir, resolved).is_none(),
-            "truncated summary"
+        assert_eq!(
+            completed_or_why(&dir, "seed = 1\n").unwrap_err(),
+            format!(
+                "{} was not written from this run's configuration",
+                dir.join("config.toml").display()
+            )
         );
+        for bad in [r#"{"status": "compl"#, r#"{"status": "completed"}"#] {
+            std::fs::write(dir.join("summary.json"), bad).unwrap();
+            assert!(
+                completed_summary(&dir, resolved).is_none(),
+                "truncated or incomplete summary {bad}"
+            );
+            let e = read_completed(&dir).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{file} is not a clica summary: ")) && !e.contains('\n'),
+                "{e}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
