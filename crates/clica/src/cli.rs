@@ -393,6 +393,12 @@ fn train(a: &TrainArgs) -> Result<()> {
     let options = crate::train::TrainOptions { stop: Some(stop) };
     let mut progress = crate::train::Progress::default();
     let (summary, out) = if let Some(dir) = &a.resume {
+        // A folder that does not exist has no checkpoint either; `resume` says so.
+        let _lock = if dir.is_dir() {
+            Some(lock_run_folder(dir)?)
+        } else {
+            None
+        };
         match crate::train::resume(dir, &layers, &a.set, &mut progress, &options) {
             Err(crate::Error::AlreadyComplete(d)) => {
                 eprintln!(
@@ -410,6 +416,8 @@ fn train(a: &TrainArgs) -> Result<()> {
             return Ok(());
         }
         let out = a.out.as_ref().context("--out is required")?;
+        create_dir(out)?;
+        let _lock = lock_run_folder(out)?;
         (
             crate::train::train_with(&cfg, out, &mut progress, &options)?,
             out,
@@ -436,6 +444,15 @@ fn train(a: &TrainArgs) -> Result<()> {
     );
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
+}
+
+/// Takes the lock of run folder `dir` (so that no other `clica train` writes there while this
+/// one runs), then removes the temporary files a killed process left there.
+fn lock_run_folder(dir: &Path) -> Result<crate::lock::RunLock> {
+    let lock = crate::lock::RunLock::acquire(dir)?;
+    crate::io::remove_stale_temporaries(dir)
+        .with_context(|| format!("cannot clean up the run folder {}", dir.display()))?;
+    Ok(lock)
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

@@ -47,6 +47,10 @@ pub enum Error {
         /// How to continue.
         resume: String,
     },
+    /// Another live process holds the run folder's lock ([`crate::lock::RunLock`]); the
+    /// message names the folder and the holder's process id.
+    #[error("{0}")]
+    Locked(String),
     /// `--resume` on a run that has already completed.
     #[error("the run in {0} is already complete; nothing to resume")]
     AlreadyComplete(std::path::PathBuf),

@@ -36,6 +36,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod io;
+pub mod lock;
 pub mod npy;
 pub mod registry;
 pub mod source;

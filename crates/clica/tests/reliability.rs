@@ -6,21 +6,18 @@
 //! No test here measures time: the processes are polled until a checkpoint of the wanted
 //! phase and step exists, whenever that is.
 
+mod common;
+
 use clica::checkpoint::{Checkpoint, Phase};
 use clica::config::TrainConfig;
 use clica::train::{train, Silent};
+use common::{assert_ok, assert_one_line_error, assert_same_results, clica, json, s};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clica-rel-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::tmpdir("rel", name)
 }
 
 /// n = 3, a small encoder, 4000 contrastive and 2000 supervised steps, checkpoints every 50
@@ -47,13 +44,6 @@ fn set_args() -> Vec<String> {
         .collect()
 }
 
-fn clica(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clica"))
-        .args(args)
-        .output()
-        .expect("run the clica binary")
-}
-
 fn spawn_train(out: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_clica"))
         .arg("train")
@@ -69,26 +59,6 @@ fn resume(dir: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["train", "--resume", s(dir)];
     args.extend_from_slice(extra);
     clica(&args)
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    assert_eq!(out.status.code(), Some(2), "exit code");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "`{n}` in: {err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// The uninterrupted reference run (once per test binary).
@@ -129,52 +99,6 @@ fn stop_when(child: &mut Child, dir: &Path, phase: Phase, min_step: u64, signal:
         .status()
         .unwrap();
     assert!(status.success(), "kill {signal}");
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Metrics lines without the wall-clock field.
-fn metrics(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("elapsed_s");
-            v
-        })
-        .collect()
-}
-
-/// Bit-identical results: summary (timings aside), every metrics line (elapsed aside),
-/// config and encoder bytes.
-fn assert_same_results(a: &Path, b: &Path) {
-    let strip = |mut v: serde_json::Value| {
-        let o = v.as_object_mut().unwrap();
-        o.remove("train_seconds");
-        o.remove("seconds_per_step");
-        v
-    };
-    let (sa, sb) = (
-        strip(json(&a.join("summary.json"))),
-        strip(json(&b.join("summary.json"))),
-    );
-    assert_eq!(sa["status"], "completed");
-    assert_eq!(sa, sb, "summary.json");
-    for f in ["metrics.jsonl", "metrics_supervised.jsonl"] {
-        let (ma, mb) = (metrics(&a.join(f)), metrics(&b.join(f)));
-        assert!(!ma.is_empty());
-        assert_eq!(ma, mb, "{f}");
-    }
-    for f in ["config.toml", "encoder.safetensors"] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f}"
-        );
-    }
 }
 
 #[test]
