@@ -10,6 +10,7 @@
 //!
 //! xtask never computes a score: it launches the release `clica` binary and aggregates the
 //! JSON it writes (means and standard deviations over seeds, band checks, plots).
+#![forbid(unsafe_code)]
 
 mod manifest;
 mod report;

@@ -63,6 +63,9 @@
 //! assert_eq!(g.encode(x.mapv(f64::from).view()), z);
 //! # Ok::<(), clica_core::Error>(())
 //! ```
+// `deny`, not `forbid`: ndarray's `s!` expands to an `unsafe` block under
+// `#[allow(unsafe_code)]`, which `forbid` rejects. No unsafe code of this crate's own.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod adam;

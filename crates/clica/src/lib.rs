@@ -30,6 +30,9 @@
 //! assert!((&back - &z).iter().all(|d| d.abs() < 1e-10));
 //! # Ok::<(), clica_core::Error>(())
 //! ```
+// `deny`, not `forbid`: ndarray's `s!` expands to an `unsafe` block under
+// `#[allow(unsafe_code)]`, which `forbid` rejects. No unsafe code of this crate's own.
+#![deny(unsafe_code)]
 
 pub mod checkpoint;
 pub mod cli;
