@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's task runner. No numerics here: it shells out to cargo.
 //!
-//! * `cargo xtask ci` — what CI runs: format check, clippy with warnings as errors, the
-//!   dependency-layering check, rustdoc with warnings as errors, then the whole test suite in
-//!   release, ending with one summary line `tests: N passed, N failed, N skipped`.
+//! * `cargo xtask ci` — what CI runs: format check, clippy with warnings as errors (without
+//!   and with the optional dfdx backend), the dependency-layering check, rustdoc with
+//!   warnings as errors, the dfdx backend's tests, then the whole test suite in release,
+//!   ending with one summary line `tests: N passed, N failed, N skipped`.
 //! * `cargo xtask layering` — only the dependency-layering check.
 //! * `cargo xtask reproduce` — the paper's Tables 1 and 2: one `clica train` process per row
 //!   and seed, resumable, then the tables, `results.json` and SVG figures (see `--help`).
@@ -30,7 +31,10 @@ const DATA_CRATES: &[&str] = &[
     "clica-eval",
     "clica-objectives",
 ];
-const FORBIDDEN_FOR_DATA: &[&str] = &["dfdx"];
+/// clica-encoders carries the (optional) dfdx backend, so it is off limits as a whole.
+const FORBIDDEN_FOR_DATA: &[&str] = &["dfdx", "clica-encoders"];
+/// The workspace features that build the dfdx backend (off by default).
+const DFDX_FEATURES: &str = "clica-encoders/dfdx,clica/dfdx";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,6 +90,19 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
+    step(
+        "cargo clippy -D warnings, with the dfdx backend",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            DFDX_FEATURES,
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
     layering()?;
     step(
         "cargo doc (warnings are errors)",
@@ -94,6 +111,31 @@ fn ci() -> Result<(), String> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     smoke()?;
+    step(
+        "cargo test --release -p clica-encoders --features dfdx",
+        cargo().args([
+            "test",
+            "--release",
+            "-p",
+            "clica-encoders",
+            "--features",
+            "dfdx",
+        ]),
+    )?;
+    step(
+        "cargo test --release -p clica --features dfdx --test cli dfdx",
+        cargo().args([
+            "test",
+            "--release",
+            "-p",
+            "clica",
+            "--features",
+            "dfdx",
+            "--test",
+            "cli",
+            "dfdx",
+        ]),
+    )?;
     tests()
 }
 
@@ -164,10 +206,21 @@ fn smoke() -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo tree -e normal -p A -i B` succeeds exactly when A depends on B (normal edges).
+/// `cargo tree -e normal -p A --all-features -i B` succeeds exactly when A depends on B
+/// (normal edges) with every feature of A on, optional dependencies included.
 fn depends_on(krate: &str, dep: &str) -> bool {
     cargo()
-        .args(["tree", "-q", "-e", "normal", "-p", krate, "-i", dep])
+        .args([
+            "tree",
+            "-q",
+            "-e",
+            "normal",
+            "--all-features",
+            "-p",
+            krate,
+            "-i",
+            dep,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -181,6 +234,13 @@ fn layering() -> Result<(), String> {
     if !depends_on("clica", "clica-core") {
         return Err(
             "layering check is broken: `cargo tree` does not see clica -> clica-core".into(),
+        );
+    }
+    // dfdx is optional (off by default): the check must see it where its feature is on.
+    if !depends_on("clica-encoders", "dfdx") {
+        return Err(
+            "layering check is broken: `cargo tree --all-features` does not see clica-encoders -> dfdx"
+                .into(),
         );
     }
     let mut bad = Vec::new();
