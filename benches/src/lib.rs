@@ -1,1 +1,2 @@
 //! Criterion benchmarks of clica; see `benches/`.
+#![forbid(unsafe_code)]

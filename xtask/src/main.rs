@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's task runner. No numerics here: it shells out to cargo.
 //!
-//! * `cargo xtask ci` — what CI runs: format check, clippy with warnings as errors, the
-//!   dependency-layering check, rustdoc with warnings as errors, then the whole test suite in
-//!   release, ending with one summary line `tests: N passed, N failed, N skipped`.
+//! * `cargo xtask ci` — what CI runs: format check, clippy with warnings as errors (without
+//!   and with the optional dfdx backend), the dependency-layering check, rustdoc with
+//!   warnings as errors, the dfdx backend's tests, then the whole test suite in release,
+//!   ending with one summary line `tests: N passed, N failed, N skipped`.
 //! * `cargo xtask layering` — only the dependency-layering check.
 //! * `cargo xtask reproduce` — the paper's Tables 1 and 2: one `clica train` process per row
 //!   and seed, resumable, then the tables, `results.json` and SVG figures (see `--help`).
@@ -10,6 +11,7 @@
 //!
 //! xtask never computes a score: it launches the release `clica` binary and aggregates the
 //! JSON it writes (means and standard deviations over seeds, band checks, plots).
+#![forbid(unsafe_code)]
 
 mod ablation;
 mod lock;
@@ -31,8 +33,16 @@ const DATA_CRATES: &[&str] = &[
     "clica-generators",
     "clica-eval",
     "clica-objectives",
+    "clica-optim",
+    "clica-records",
 ];
-const FORBIDDEN_FOR_DATA: &[&str] = &["dfdx"];
+/// The record types are read by tools that must link no numerics: serde is all they may use.
+const RECORDS_CRATE: &str = "clica-records";
+const RECORDS_DEPS: &[&str] = &["serde"];
+/// clica-encoders carries the (optional) dfdx backend, so it is off limits as a whole.
+const FORBIDDEN_FOR_DATA: &[&str] = &["dfdx", "clica-encoders"];
+/// The workspace features that build the dfdx backend (off by default).
+const DFDX_FEATURES: &str = "clica-encoders/dfdx,clica/dfdx";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -88,6 +98,19 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
+    step(
+        "cargo clippy -D warnings, with the dfdx backend",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            DFDX_FEATURES,
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
     layering()?;
     step(
         "cargo doc (warnings are errors)",
@@ -96,6 +119,31 @@ fn ci() -> Result<(), String> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     smoke()?;
+    step(
+        "cargo test --release -p clica-encoders --features dfdx",
+        cargo().args([
+            "test",
+            "--release",
+            "-p",
+            "clica-encoders",
+            "--features",
+            "dfdx",
+        ]),
+    )?;
+    step(
+        "cargo test --release -p clica --features dfdx --test cli dfdx",
+        cargo().args([
+            "test",
+            "--release",
+            "-p",
+            "clica",
+            "--features",
+            "dfdx",
+            "--test",
+            "cli",
+            "dfdx",
+        ]),
+    )?;
     tests()
 }
 
@@ -166,15 +214,44 @@ fn smoke() -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo tree -e normal -p A -i B` succeeds exactly when A depends on B (normal edges).
+/// `cargo tree -e normal -p A --all-features -i B` succeeds exactly when A depends on B
+/// (normal edges) with every feature of A on, optional dependencies included.
 fn depends_on(krate: &str, dep: &str) -> bool {
     cargo()
-        .args(["tree", "-q", "-e", "normal", "-p", krate, "-i", dep])
+        .args([
+            "tree",
+            "-q",
+            "-e",
+            "normal",
+            "--all-features",
+            "-p",
+            krate,
+            "-i",
+            dep,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// The names of `krate`'s direct normal dependencies, every feature on.
+fn direct_deps(krate: &str) -> Result<Vec<String>, String> {
+    let out = cargo()
+        .args(["tree", "-q", "-e", "normal", "--all-features", "--depth", "1", "--prefix", "none", "-p", krate])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo tree -p {krate} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The first line is the crate itself; each other line is `name vX.Y.Z [(path)]`.
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect())
 }
 
 fn layering() -> Result<(), String> {
@@ -183,6 +260,13 @@ fn layering() -> Result<(), String> {
     if !depends_on("clica", "clica-core") {
         return Err(
             "layering check is broken: `cargo tree` does not see clica -> clica-core".into(),
+        );
+    }
+    // dfdx is optional (off by default): the check must see it where its feature is on.
+    if !depends_on("clica-encoders", "dfdx") {
+        return Err(
+            "layering check is broken: `cargo tree --all-features` does not see clica-encoders -> dfdx"
+                .into(),
         );
     }
     let mut bad = Vec::new();
@@ -199,6 +283,17 @@ fn layering() -> Result<(), String> {
                 ));
             }
         }
+    }
+    match direct_deps(RECORDS_CRATE) {
+        Ok(deps) if deps.is_empty() => {
+            bad.push(format!("layering check is broken: `cargo tree` lists no dependency of {RECORDS_CRATE}"))
+        }
+        Ok(deps) => {
+            for d in deps.iter().filter(|d| !RECORDS_DEPS.contains(&d.as_str())) {
+                bad.push(format!("{RECORDS_CRATE} depends on {d} (it may depend on {RECORDS_DEPS:?} only)"));
+            }
+        }
+        Err(e) => bad.push(e),
     }
     if bad.is_empty() {
         eprintln!(

@@ -26,8 +26,8 @@
 //! fp.write_f64s(&[1.0, 2.0]);
 //! assert_eq!(fp.hex().len(), 16);
 //! ```
-
 #![forbid(unsafe_code)]
+
 
 pub mod check;
 mod error;

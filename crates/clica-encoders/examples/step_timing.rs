@@ -2,7 +2,7 @@
 //! for both backends, plus reference GEMM throughput and a breakdown of dfdx's time.
 //!
 //! ```text
-//! cargo run --release -p clica-encoders --example step_timing \\
+//! cargo run --release -p clica-encoders [--features dfdx] --example step_timing \\
 //!     [-- --reps 5 --batches 512,2048,6144 --only gemm|native|dfdx|dfdx-breakdown]
 //! ```
 //!

@@ -80,7 +80,7 @@ pub enum Backend {
     Native,
     /// dfdx 0.13 tensors with runtime dimensions and dfdx's reverse-mode autodiff and Adam
     /// kernel. Slower; kept as an independent oracle and for comparison. Needs the crate
-    /// feature `dfdx` (on by default).
+    /// feature `dfdx` (off by default).
     Dfdx,
 }
 

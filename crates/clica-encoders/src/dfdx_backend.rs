@@ -7,12 +7,18 @@
 //! gradient supplied by the loss kernel enters as the surrogate scalar `Σ out ⊙ grad_out`,
 //! whose gradient with respect to every parameter is exactly the vector–Jacobian product
 //! needed.
+//!
+//! `forward_train` runs the network without a tape and keeps only its output and a copy of
+//! the input; `backward` re-traces the same operations from that input and back-propagates
+//! the surrogate. The gradients are those of the output `forward_train` returned (the same
+//! kernels on the same values), at the cost of a second forward pass, and nothing
+//! `!Send` (dfdx's tape of boxed closures) outlives a call.
 
 use crate::config::{EncoderConfig, Normalization};
 use crate::native::NORM_EPS;
 use crate::params::Layout;
 use dfdx::shapes::{Axes2, Axis, HasShape, Shape};
-use dfdx::tensor::{Cpu, Gradients, OwnedTape, Tape, Tensor, TensorFromVec, Trace};
+use dfdx::tensor::{Cpu, Gradients, Tape, Tensor, TensorFromVec, Trace};
 use dfdx::tensor_ops::{
     AdamConfig as DfdxAdam, Backward, BroadcastTo, PermuteTo, ReshapeTo, SumTo, TryMatMul,
 };
@@ -20,25 +26,6 @@ use ndarray::ArrayView2;
 
 type Mat = Tensor<(usize, usize), f32, Cpu>;
 type Vector = Tensor<(usize,), f32, Cpu>;
-type TapedMat = Tensor<(usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>;
-
-/// The traced output of `forward_train`, kept until `backward`.
-///
-/// dfdx 0.13 stores its backward closures as `Box<dyn FnOnce(&mut Gradients) -> Result<..>>`
-/// without a `Send` bound, which makes every taped tensor `!Send`. The closures created by
-/// the operations this backend uses (matmul, element-wise unary and binary ops such as
-/// add, mul, div, maximum, square, sqrt, clamp and sigmoid, `sum`, reshape; reviewed in
-/// dfdx 0.13.0, which the workspace pins exactly) capture only `Send` values: tensors and
-/// tensor ghosts (ids, shapes, strides, `Arc`ed data), the `Cpu` device (`Send + Sync`),
-/// operation descriptors made of scalars and shapes, and function items.
-struct PendingTape(TapedMat);
-
-// SAFETY: every value the wrapped tape's closures capture is `Send` (see above), so moving
-// the tape to another thread and running it there is sound.
-unsafe impl Send for PendingTape {}
-// SAFETY: `PendingTape` has no method taking `&self`; a shared reference gives access to
-// nothing, so sharing one between threads cannot race.
-unsafe impl Sync for PendingTape {}
 
 /// The dfdx MLP: parameters as dfdx tensors, Adam moments as dfdx gradient maps.
 pub(crate) struct DfdxMlp {
@@ -54,7 +41,8 @@ pub(crate) struct DfdxMlp {
     t: i32,
     moment1: Gradients<f32, Cpu>,
     moment2: Gradients<f32, Cpu>,
-    pending: Option<PendingTape>,
+    /// The input of the last `forward_train`, until its `backward`.
+    pending: Option<Mat>,
     out: Vec<f32>,
     grads: Option<Gradients<f32, Cpu>>,
 }
@@ -208,26 +196,29 @@ impl DfdxMlp {
         self.dev.tensor_from_vec(v, x.dim())
     }
 
+    /// The forward pass without a tape; the input is kept for `backward`.
     pub fn forward_train(&mut self, x: ArrayView2<'_, f32>) -> ArrayView2<'_, f32> {
         let xt = self.input(x);
-        let out = self.forward(xt.trace(Gradients::leaky()));
+        let out = self.forward(xt.clone());
         self.out = out.as_vec();
         let dim = *out.shape();
-        self.pending = Some(PendingTape(out));
+        self.pending = Some(xt);
         self.grads = None;
         ArrayView2::from_shape(dim, &self.out).expect("output has rows × output_dim values")
     }
 
+    /// Re-traces the forward pass from the kept input and back-propagates `Σ out ⊙ g`.
     pub fn backward(&mut self, g: ArrayView2<'_, f32>) {
-        let PendingTape(out) = self
+        let x = self
             .pending
             .take()
             .expect("backward needs a forward_train first (once per forward_train)");
         assert_eq!(
             g.dim(),
-            *out.shape(),
+            (x.shape().0, self.widths[self.widths.len() - 1]),
             "grad_out must have the shape of the last forward_train output"
         );
+        let out = self.forward(x.trace(Gradients::leaky()));
         let gt = self.input(g);
         let surrogate = (out * gt).sum::<(), Axes2<0, 1>>();
         self.grads = Some(surrogate.backward());

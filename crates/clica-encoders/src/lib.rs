@@ -11,8 +11,9 @@
 //! - [`Backend::Native`] (default): hand-written forward/backward on faer's GEMM, each
 //!   thread running whole passes on its own block of rows, bias and activation fused into
 //!   one pass per layer, buffers reused across steps.
-//! - [`Backend::Dfdx`] (feature `dfdx`, on by default): dfdx 0.13 tensors and autodiff, an
-//!   independent implementation used as a test oracle and for comparison.
+//! - [`Backend::Dfdx`] (feature `dfdx`, off by default): dfdx 0.13 tensors and autodiff, an
+//!   independent implementation used as a test oracle and for comparison. Without the
+//!   feature, [`EncoderConfig::validate`] rejects it with [`clica_core::Error::Unsupported`].
 //!
 //! The loss lives elsewhere and needs no autodiff: [`MlpEncoder::forward_train`] returns
 //! the output, the loss kernel returns d loss / d output, and
@@ -20,9 +21,10 @@
 //! through [`clica_core::Encoder`]. Weights are saved as safetensors with PyTorch's names
 //! and layouts (`layers.0.weight` is `[out, in]`).
 //!
-//! `examples/step_timing.rs` times a training step of both backends against the machine's
-//! GEMM throughput (on 2 Zen 4 cores the native step of the paper encoder at n = 10 with
-//! 2·6144 rows runs at ≈ 185 GFLOP/s, about 0.34 s, near the 2-thread GEMM peak).
+//! `examples/step_timing.rs` times a training step of both backends (dfdx with
+//! `--features dfdx`) against the machine's GEMM throughput (on 2 Zen 4 cores the native
+//! step of the paper encoder at n = 10 with 2·6144 rows runs at ≈ 185 GFLOP/s, about
+//! 0.34 s, near the 2-thread GEMM peak).
 //!
 //! # Example
 //!
@@ -61,6 +63,8 @@
 //! assert_eq!(g.encode(x.mapv(f64::from).view()), z);
 //! # Ok::<(), clica_core::Error>(())
 //! ```
+// No `s!` here: ndarray's macro expands to an `unsafe` block that `forbid` rejects.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod adam;

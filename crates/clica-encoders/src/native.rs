@@ -452,7 +452,7 @@ impl NativeMlp {
             n_out,
             0,
             &|ch, _, o, r0| {
-                let xr = x.slice(ndarray::s![r0..r0 + ch.rows, ..]);
+                let xr = x.slice_axis(ndarray::Axis(0), (r0..r0 + ch.rows).into());
                 net.forward_chunk(ch, xr, o);
             },
         );
@@ -487,7 +487,7 @@ impl NativeMlp {
             0,
             0,
             &|ch, grad, _, r0| {
-                let gr = g.slice(ndarray::s![r0..r0 + ch.rows, ..]);
+                let gr = g.slice_axis(ndarray::Axis(0), (r0..r0 + ch.rows).into());
                 let grad = grad.expect("one gradient buffer per chunk");
                 net.backward_chunk(ch, gr, &mut grad[..net.layout.total]);
             },
@@ -525,7 +525,7 @@ impl NativeMlp {
             let end = (start + ENCODE_BLOCK).min(x.nrows());
             let rows = end - start;
             work.prepare(&net, rows, self.threads, false);
-            let xb = x.slice(ndarray::s![start..end, ..]);
+            let xb = x.slice_axis(ndarray::Axis(0), (start..end).into());
             for_each_chunk(
                 &mut work.chunks,
                 &mut [],
@@ -533,7 +533,7 @@ impl NativeMlp {
                 n_out,
                 0,
                 &|ch, _, o, r0| {
-                    net.forward_chunk(ch, xb.slice(ndarray::s![r0..r0 + ch.rows, ..]), o);
+                    net.forward_chunk(ch, xb.slice_axis(ndarray::Axis(0), (r0..r0 + ch.rows).into()), o);
                 },
             );
             start = end;

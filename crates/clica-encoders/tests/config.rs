@@ -1,7 +1,7 @@
 //! Configuration: the paper architecture and validation errors.
 
 use clica_core::{Error, RunSeed};
-use clica_encoders::{AdamConfig, EncoderConfig, MlpEncoder, Normalization};
+use clica_encoders::{AdamConfig, Backend, EncoderConfig, MlpEncoder, Normalization};
 
 #[test]
 fn paper_architecture() {
@@ -99,4 +99,33 @@ fn validation_names_the_bad_field() {
     }
     .validate()
     .is_ok());
+}
+
+#[test]
+#[cfg(not(feature = "dfdx"))]
+fn the_dfdx_backend_is_rejected_without_the_feature() {
+    let c = EncoderConfig::paper(3).with_backend(Backend::Dfdx);
+    let e = c.validate().unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("`dfdx` feature")),
+        "{e:?}"
+    );
+    assert_eq!(
+        MlpEncoder::new(c, &mut RunSeed::new(0).stream("encoder")).unwrap_err(),
+        e
+    );
+    let native = MlpEncoder::new(
+        EncoderConfig::paper(3),
+        &mut RunSeed::new(0).stream("encoder"),
+    )
+    .unwrap();
+    assert_eq!(native.to_backend(Backend::Dfdx).unwrap_err(), e);
+}
+
+#[test]
+#[cfg(feature = "dfdx")]
+fn the_dfdx_backend_is_accepted_with_the_feature() {
+    let c = EncoderConfig::paper(3).with_backend(Backend::Dfdx);
+    assert!(c.validate().is_ok());
+    assert!(MlpEncoder::new(c, &mut RunSeed::new(0).stream("encoder")).is_ok());
 }

@@ -48,6 +48,7 @@
 //! assert!(scores.r2 > 0.999_999 && scores.mcc_spearman > 0.999_999);
 //! # Ok::<(), clica_eval::Error>(())
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod affine;

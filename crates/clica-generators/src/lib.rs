@@ -40,6 +40,7 @@
 //! assert_eq!(g.fingerprint().hex(), again.fingerprint().hex());
 //! # Ok::<(), clica_generators::Error>(())
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod activation;

@@ -55,6 +55,7 @@
 //! assert!((value - (b as f32 + 1.0).ln()).abs() < 1e-5);
 //! # Ok::<(), clica_objectives::Error>(())
 //! ```
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 mod align_uniform;

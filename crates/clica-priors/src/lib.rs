@@ -42,6 +42,7 @@
 //! # Ok::<(), clica_priors::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod chunks;

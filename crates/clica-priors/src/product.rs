@@ -2,7 +2,7 @@
 
 use crate::{Error, Prior, Result};
 use clica_core::LatentPrior;
-use ndarray::{s, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice};
 use rand::RngCore;
 
 /// The product of independent [`Prior`]s: a latent is the concatenation of one draw per part,
@@ -74,7 +74,7 @@ impl LatentPrior for ProductPrior {
         );
         for (i, p) in self.parts.iter().enumerate() {
             let cols = self.columns(i);
-            p.sample_marginal(rng, out.slice_mut(s![.., cols]));
+            p.sample_marginal(rng, out.slice_axis_mut(Axis(1), Slice::from(cols)));
         }
     }
 
@@ -105,8 +105,8 @@ impl LatentPrior for ProductPrior {
             let cols = self.columns(i);
             p.sample_conditional(
                 rng,
-                anchors.slice(s![.., cols.clone()]),
-                out.slice_mut(s![.., cols]),
+                anchors.slice_axis(Axis(1), Slice::from(cols.clone())),
+                out.slice_axis_mut(Axis(1), Slice::from(cols)),
             );
         }
     }

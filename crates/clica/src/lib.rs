@@ -30,6 +30,8 @@
 //! assert!((&back - &z).iter().all(|d| d.abs() < 1e-10));
 //! # Ok::<(), clica_core::Error>(())
 //! ```
+// No `s!` here: ndarray's macro expands to an `unsafe` block that `forbid` rejects.
+#![forbid(unsafe_code)]
 
 pub mod checkpoint;
 pub mod cli;

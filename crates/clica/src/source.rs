@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 use clica_core::{Fingerprint, Generator, LatentPrior, Observations, PairSource, Sample};
-use ndarray::{s, Array2, ArrayViewMut2};
+use ndarray::{Array2, ArrayViewMut2, Axis};
 use rand::RngCore;
 
 /// Pairs (x, x̃) = (g(z), g(z̃)) with z from the prior's marginal and z̃ from its
@@ -88,11 +88,11 @@ impl PairSource for LatentPairs {
         for j in 1..blocks {
             self.prior
                 .sample_conditional(rng, anchors.view(), positive.view_mut());
-            self.observe(&positive, x.slice_mut(s![j * b..(j + 1) * b, ..]));
-            z.slice_mut(s![j * b..(j + 1) * b, ..]).assign(&positive);
+            self.observe(&positive, x.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()));
+            z.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()).assign(&positive);
         }
-        self.observe(&anchors, x.slice_mut(s![..b, ..]));
-        z.slice_mut(s![..b, ..]).assign(&anchors);
+        self.observe(&anchors, x.slice_axis_mut(Axis(0), (..b).into()));
+        z.slice_axis_mut(Axis(0), (..b).into()).assign(&anchors);
     }
 
     fn draw_marginal(

@@ -309,26 +309,29 @@ fn mix_is_invertible_through_the_library_and_reproducible() {
     assert_one_line_error(&out, "activation");
 }
 
-#[test]
-fn train_runs_from_the_command_line_and_rejects_bad_configs() {
-    let d = tmpdir("train");
-    let out = clica(&[
-        "train",
-        "--set",
+/// `clica train` of a tiny run (n = 3, 30 steps, batch 64, small evaluation) into `out`,
+/// with the further `--set` overrides in `set`.
+fn train_tiny(set: &[&str], out: &Path) -> Output {
+    let mut args = vec!["train"];
+    for kv in [
         "data.dim=3",
-        "--set",
         "train.steps=30",
-        "--set",
         "train.batch=64",
-        "--set",
         "mixing.cond_pool=100",
-        "--set",
         "eval.samples=256",
-        "--set",
         "eval.final_batches=1",
-        "--out",
-        s(&d),
-    ]);
+    ]
+    .iter()
+    .chain(set)
+    {
+        args.extend(["--set", kv]);
+    }
+    args.extend(["--out", s(out)]);
+    clica(&args)
+}
+
+/// Asserts a run that succeeded and printed a `completed` summary.
+fn assert_completed(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
@@ -336,6 +339,25 @@ fn train_runs_from_the_command_line_and_rejects_bad_configs() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "completed");
+}
+
+/// `encoder.backend = "dfdx"` needs clica built with the `dfdx` feature: without it the
+/// config is rejected in one line; with it a short run trains on the dfdx backend.
+#[test]
+fn the_dfdx_backend_needs_the_dfdx_feature() {
+    let d = tmpdir("dfdx");
+    let out = train_tiny(&["encoder.backend=dfdx"], &d);
+    if cfg!(feature = "dfdx") {
+        assert_completed(&out);
+    } else {
+        assert_one_line_error(&out, "`dfdx` feature");
+    }
+}
+
+#[test]
+fn train_runs_from_the_command_line_and_rejects_bad_configs() {
+    let d = tmpdir("train");
+    assert_completed(&train_tiny(&[], &d));
     for f in [
         "config.toml",
         "metrics.jsonl",
