@@ -239,11 +239,26 @@ fn depends_on(krate: &str, dep: &str) -> bool {
 /// The names of `krate`'s direct normal dependencies, every feature on.
 fn direct_deps(krate: &str) -> Result<Vec<String>, String> {
     let out = cargo()
-        .args(["tree", "-q", "-e", "normal", "--all-features", "--depth", "1", "--prefix", "none", "-p", krate])
+        .args([
+            "tree",
+            "-q",
+            "-e",
+            "normal",
+            "--all-features",
+            "--depth",
+            "1",
+            "--prefix",
+            "none",
+            "-p",
+            krate,
+        ])
         .output()
         .map_err(|e| format!("cannot run cargo tree: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cargo tree -p {krate} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "cargo tree -p {krate} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     // The first line is the crate itself; each other line is `name vX.Y.Z [(path)]`.
@@ -285,12 +300,14 @@ fn layering() -> Result<(), String> {
         }
     }
     match direct_deps(RECORDS_CRATE) {
-        Ok(deps) if deps.is_empty() => {
-            bad.push(format!("layering check is broken: `cargo tree` lists no dependency of {RECORDS_CRATE}"))
-        }
+        Ok(deps) if deps.is_empty() => bad.push(format!(
+            "layering check is broken: `cargo tree` lists no dependency of {RECORDS_CRATE}"
+        )),
         Ok(deps) => {
             for d in deps.iter().filter(|d| !RECORDS_DEPS.contains(&d.as_str())) {
-                bad.push(format!("{RECORDS_CRATE} depends on {d} (it may depend on {RECORDS_DEPS:?} only)"));
+                bad.push(format!(
+                    "{RECORDS_CRATE} depends on {d} (it may depend on {RECORDS_DEPS:?} only)"
+                ));
             }
         }
         Err(e) => bad.push(e),

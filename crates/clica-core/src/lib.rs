@@ -28,7 +28,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-
 pub mod check;
 mod error;
 mod rng;

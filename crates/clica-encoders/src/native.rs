@@ -533,7 +533,11 @@ impl NativeMlp {
                 n_out,
                 0,
                 &|ch, _, o, r0| {
-                    net.forward_chunk(ch, xb.slice_axis(ndarray::Axis(0), (r0..r0 + ch.rows).into()), o);
+                    net.forward_chunk(
+                        ch,
+                        xb.slice_axis(ndarray::Axis(0), (r0..r0 + ch.rows).into()),
+                        o,
+                    );
                 },
             );
             start = end;

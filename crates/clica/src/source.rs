@@ -88,8 +88,12 @@ impl PairSource for LatentPairs {
         for j in 1..blocks {
             self.prior
                 .sample_conditional(rng, anchors.view(), positive.view_mut());
-            self.observe(&positive, x.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()));
-            z.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()).assign(&positive);
+            self.observe(
+                &positive,
+                x.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()),
+            );
+            z.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into())
+                .assign(&positive);
         }
         self.observe(&anchors, x.slice_axis_mut(Axis(0), (..b).into()));
         z.slice_axis_mut(Axis(0), (..b).into()).assign(&anchors);
