@@ -34,6 +34,9 @@
 use clica_core::{Error, NamedTensor, ParamGrad, Result, TrainableEncoder};
 use rayon::prelude::*;
 
+/// What a lender calls once per parameter (see [`Adam::step_with`]).
+pub type Visitor<'v> = &'v mut dyn FnMut(ParamGrad<'_>) -> Result<()>;
+
 /// Elements per parallel piece of the element-wise update.
 const PIECE: usize = 1 << 15;
 
@@ -172,7 +175,7 @@ impl Adam {
     pub fn step_with(
         &mut self,
         lr: f32,
-        lend: &mut dyn FnMut(&mut dyn FnMut(ParamGrad<'_>) -> Result<()>) -> Result<()>,
+        lend: &mut dyn FnMut(Visitor<'_>) -> Result<()>,
     ) -> Result<()> {
         let t = (self.t + 1).min(i32::MAX as u64) as i32;
         let c = self.cfg;
