@@ -214,21 +214,18 @@ fn smoke() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo tree -q -e normal --all-features -p krate` followed by `extra`.
+fn tree(krate: &str, extra: &[&str]) -> Command {
+    let mut c = cargo();
+    c.args(["tree", "-q", "-e", "normal", "--all-features", "-p", krate])
+        .args(extra);
+    c
+}
+
 /// `cargo tree -e normal -p A --all-features -i B` succeeds exactly when A depends on B
 /// (normal edges) with every feature of A on, optional dependencies included.
 fn depends_on(krate: &str, dep: &str) -> bool {
-    cargo()
-        .args([
-            "tree",
-            "-q",
-            "-e",
-            "normal",
-            "--all-features",
-            "-p",
-            krate,
-            "-i",
-            dep,
-        ])
+    tree(krate, &["-i", dep])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -238,20 +235,7 @@ fn depends_on(krate: &str, dep: &str) -> bool {
 
 /// The names of `krate`'s direct normal dependencies, every feature on.
 fn direct_deps(krate: &str) -> Result<Vec<String>, String> {
-    let out = cargo()
-        .args([
-            "tree",
-            "-q",
-            "-e",
-            "normal",
-            "--all-features",
-            "--depth",
-            "1",
-            "--prefix",
-            "none",
-            "-p",
-            krate,
-        ])
+    let out = tree(krate, &["--depth", "1", "--prefix", "none"])
         .output()
         .map_err(|e| format!("cannot run cargo tree: {e}"))?;
     if !out.status.success() {
@@ -314,7 +298,7 @@ fn layering() -> Result<(), String> {
     }
     if bad.is_empty() {
         eprintln!(
-            "layering ok: {} checked against {:?} and each other",
+            "layering ok: {} checked against {:?} and each other; {RECORDS_CRATE} depends on {RECORDS_DEPS:?} only",
             DATA_CRATES.join(", "),
             FORBIDDEN_FOR_DATA
         );

@@ -29,16 +29,10 @@ impl Band {
         if v.is_empty() {
             return None;
         }
-        let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let var = if v.len() > 1 {
-            v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
+        let m = clica_records::MeanStd::of(&v);
         Some(Band {
-            mean,
-            std: var.sqrt(),
+            mean: m.mean,
+            std: m.std,
             n: v.len(),
         })
     }
