@@ -111,7 +111,7 @@ pub struct TrainArgs {
     /// the paper's Table 1 row 1 setting). Presets live in `configs/`.
     #[arg(long)]
     pub config: Vec<PathBuf>,
-    /// Override one entry, e.g. `--set train.steps=500 --set data.space=box` (repeatable).
+    /// Override one entry, e.g. `--set train.steps=500 --set data.space.kind=box` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Output folder.

@@ -18,15 +18,14 @@
 //! rewritten whole at each log point, so a crash never leaves a half-written line.
 
 use crate::checkpoint::{Checkpoint, ContrastiveResult, Phase};
-use crate::config::{BackendKind, TrainConfig};
+use crate::config::TrainConfig;
 use crate::io::write_atomic;
 use crate::{Error, Result};
 use clica_core::{ClicaRng, Encoder, LatentPrior, RunSeed};
-use clica_encoders::MlpEncoder;
+use clica_encoders::{Backend, MlpEncoder};
 use clica_eval::Scores;
 use clica_generators::InvertibleMlp;
 use clica_objectives::ContrastiveLoss;
-use clica_priors::Prior;
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::Serialize;
 use serde_json::json;
@@ -151,7 +150,7 @@ pub struct Setup {
     /// The configuration.
     pub config: TrainConfig,
     /// The prior.
-    pub prior: Prior,
+    pub prior: Box<dyn LatentPrior>,
     /// The generator, built once from the seed's `"generator"` stream.
     pub generator: InvertibleMlp,
     /// The run seed.
@@ -164,14 +163,12 @@ impl Setup {
     /// # Errors
     /// Invalid configuration or a failed generator build.
     pub fn new(config: &TrainConfig) -> Result<Self> {
-        config.validate()?;
-        let prior = config.data.prior()?;
+        let checked = config.validate()?;
         let seed = RunSeed::new(config.seed);
-        let mlp = config.mixing.mlp_config(config.data.dim)?;
-        let generator = InvertibleMlp::build(&mlp, &mut seed.stream("generator"))?;
+        let generator = InvertibleMlp::build(&checked.mixing, &mut seed.stream("generator"))?;
         Ok(Setup {
             config: config.clone(),
-            prior,
+            prior: checked.prior,
             generator,
             seed,
         })
@@ -301,7 +298,7 @@ impl<'a> Loop<'a> {
         save: &mut dyn FnMut(&Loop<'_>) -> Result<()>,
     ) -> Result<Ended> {
         let cfg = &self.setup.config;
-        let (b, n) = (cfg.train.batch, cfg.data.dim);
+        let (b, n) = (cfg.train.batch, self.setup.prior.dim());
         let every = cfg.train.checkpoint_every;
         let mut x_both = Array2::<f32>::zeros((2 * b, n));
         let mut grad = Array2::<f32>::zeros((2 * b, n));
@@ -711,12 +708,12 @@ fn run_phases(
     }
 
     let loss_kernel = cfg.loss.build()?;
-    let enc_cfg = cfg.encoder.encoder_config(cfg.data.dim)?;
+    let enc_cfg = cfg.encoder.encoder_config(setup.prior.dim())?;
     let saver = Saver {
         out,
         config_toml: cfg.to_toml(),
         fingerprint: fingerprint.clone(),
-        enabled: cfg.encoder.backend == BackendKind::Native,
+        enabled: cfg.encoder.backend() == Backend::Native,
         track,
     };
     let interrupted = |step: u64, phase: Phase| Error::Interrupted {
@@ -827,7 +824,7 @@ fn run_phases(
         seed: cfg.seed,
         generator_fingerprint: fingerprint,
         prior: setup.prior.describe(),
-        encoder: enc_cfg_describe(cfg)?,
+        encoder: enc_cfg_describe(cfg, setup.prior.dim())?,
         loss: loss_kernel.name(),
         identity,
         contrastive: contrastive.scores.clone(),
@@ -852,8 +849,8 @@ fn run_phases(
     Ok(summary)
 }
 
-fn enc_cfg_describe(cfg: &TrainConfig) -> Result<String> {
-    Ok(cfg.encoder.encoder_config(cfg.data.dim)?.describe())
+fn enc_cfg_describe(cfg: &TrainConfig, n: usize) -> Result<String> {
+    Ok(cfg.encoder.encoder_config(n)?.describe())
 }
 
 /// Progress on stderr: a live line with step, loss, R² and ETA on a terminal; one plain line
