@@ -7,26 +7,45 @@ pub use clica_optim::AdamConfig;
 ///
 /// The norm used by the sphere variants is `max(‖h‖₂, 1e-12)` (PyTorch's `F.normalize`
 /// convention), so a zero row maps to zero instead of NaN.
+///
+/// With the `serde` feature: `{ kind = "none" }`, `{ kind = "sphere", radius = 1.0 }`,
+/// `{ kind = "learnable_sphere", init_radius = 1.0 }` or `{ kind = "box", init_bound = 1.0 }`
+/// (the learnable box); a missing field takes the value shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Normalization {
     /// Unbounded: the output is h.
     None,
     /// Fixed sphere: h / ‖h‖ · `radius`.
     Sphere {
         /// Radius r > 0 of the sphere.
+        #[cfg_attr(feature = "serde", serde(default = "one"))]
         radius: f64,
     },
     /// Sphere with a learnable scalar radius r (parameter `norm.radius`, shape `[1]`).
     LearnableSphere {
         /// Initial radius (the reference uses 1).
+        #[cfg_attr(feature = "serde", serde(default = "one"))]
         init_radius: f64,
     },
     /// Box: sigmoid(h) ⊙ b with a learnable per-coordinate bound b (parameter `norm.bound`,
     /// shape `[output_dim]`); outputs lie in (0, b).
+    #[cfg_attr(feature = "serde", serde(rename = "box"))]
     LearnableBox {
         /// Initial value of every coordinate of b (the reference uses 1).
+        #[cfg_attr(feature = "serde", serde(default = "one"))]
         init_bound: f64,
     },
+}
+
+/// The reference value of a normalisation's radius or bound, for fields a config leaves out.
+#[cfg(feature = "serde")]
+fn one() -> f64 {
+    1.0
 }
 
 impl Normalization {
@@ -71,8 +90,11 @@ impl Normalization {
     }
 }
 
-/// Which implementation computes the forward and backward passes.
+/// Which implementation computes the forward and backward passes (`"native"` or `"dfdx"`
+/// with the `serde` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Backend {
     /// Hand-written forward/backward on faer's GEMM, data-parallel over row blocks, with
     /// preallocated buffers. The fast path (the default).

@@ -336,3 +336,55 @@ impl FromStr for Activation {
         Ok(a)
     }
 }
+
+/// The string form of [`FromStr`] and [`fmt::Display`], with the default leaky ReLU written
+/// `"leaky_relu"`.
+#[cfg(feature = "serde")]
+mod serde_form {
+    use super::{Activation, DEFAULT_LEAKY_SLOPE};
+    use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+    impl Serialize for Activation {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match *self {
+                Activation::LeakyRelu { slope } if slope == DEFAULT_LEAKY_SLOPE => {
+                    s.serialize_str(self.name())
+                }
+                _ => s.collect_str(self),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Activation {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let name = String::deserialize(d)?;
+            name.parse().map_err(|e| match e {
+                crate::Error::InvalidParameter { reason, .. } => de::Error::custom(reason),
+                other => de::Error::custom(other),
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_round_trip() {
+            for (a, name) in [
+                (Activation::default(), "\"leaky_relu\""),
+                (Activation::LeakyRelu { slope: 0.1 }, "\"leaky_relu(0.1)\""),
+                (Activation::Relu, "\"relu\""),
+                (Activation::Elu, "\"elu\""),
+                (Activation::Softplus, "\"softplus\""),
+                (Activation::SmoothLeakyRelu, "\"smooth_leaky_relu\""),
+            ] {
+                assert_eq!(serde_json::to_string(&a).unwrap(), name);
+                assert_eq!(serde_json::from_str::<Activation>(name).unwrap(), a);
+            }
+            let e = serde_json::from_str::<Activation>("\"tanh\"").unwrap_err();
+            assert!(e.to_string().contains("unknown activation `tanh`"), "{e}");
+            assert!(serde_json::from_str::<Activation>("\"leaky_relu(-1)\"").is_err());
+        }
+    }
+}

@@ -7,6 +7,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Which views the uniformity term is computed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum UniformOn {
     /// On the anchors h only: uniform(h).
     #[default]

@@ -83,11 +83,14 @@ impl<F: Real> ContrastiveLoss<F> for SphereInfoNce {
 
 /// How the Lp InfoNCE treats the positive in the normaliser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum LpForm {
     /// The paper's "SimCLR-compatible" form: the positive joins the negatives in the
     /// logsumexp, loss_i = pos_i/τ + logsumexp(−neg_i0/τ, …, −neg_i(B−1)/τ, −pos_i/τ).
     /// On a collapsed encoder it equals ln(B + 1) with [`SelfTerm::Keep`].
     #[default]
+    #[cfg_attr(feature = "serde", serde(rename = "simclr"))]
     SimClr,
     /// The log-mean-exp over the negatives only,
     /// loss_i = pos_i/τ + log(mean_j exp(−neg_ij/τ)).

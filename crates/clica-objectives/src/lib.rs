@@ -80,6 +80,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// same set of B rows, so it keeps the term: similarity ‖h_i‖²/τ for the sphere, distance 0
 /// for the Lp losses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum SelfTerm {
     /// Keep the j = i negative (the reference code).
     #[default]

@@ -10,18 +10,29 @@ use std::fmt;
 pub const MIN_GENNORM_BETA: f64 = 0.02;
 
 /// The space the latents live in.
+///
+/// With the `serde` feature: `{ kind = "sphere", radius = 1.0 }`, `{ kind = "box", low = 0.0,
+/// high = 1.0 }` or `{ kind = "unbounded" }`; a missing field takes the value shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Space {
     /// The sphere S^{n−1} = { z ∈ ℝⁿ : ‖z‖ = radius } (needs n ≥ 2).
     Sphere {
         /// Radius r > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         radius: f64,
     },
     /// The box [low, high]ⁿ.
     Box {
         /// Lower bound a (finite).
+        #[cfg_attr(feature = "serde", serde(default))]
         low: f64,
         /// Upper bound b (finite, b > a).
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         high: f64,
     },
     /// All of ℝⁿ.
@@ -32,25 +43,39 @@ pub enum Space {
 ///
 /// The non-uniform laws are centred at 0 on ℝⁿ, at the midpoint of a box (truncated to the box
 /// by per-coordinate rejection) and at r·e₁ on a sphere (drawn in ℝⁿ and projected back).
+///
+/// With the `serde` feature: `{ kind = "uniform" }`, `{ kind = "normal", sigma = 1.0 }`,
+/// `{ kind = "laplace", scale = 1.0 }` or `{ kind = "gennorm", beta = 3.0, scale = 1.0 }`; a
+/// missing field takes the value shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Marginal {
     /// Uniform on the sphere or the box; not defined on ℝⁿ.
     Uniform,
     /// i.i.d. normal coordinates with standard deviation σ.
     Normal {
         /// Standard deviation σ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         sigma: f64,
     },
     /// i.i.d. Laplace coordinates, density ∝ exp(−|x|/λ).
     Laplace {
         /// Scale λ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         scale: f64,
     },
     /// i.i.d. generalized-normal coordinates, density ∝ exp(−|x/λ|^β).
+    #[cfg_attr(feature = "serde", serde(rename = "gennorm"))]
     GenNorm {
         /// Shape β ≥ [`MIN_GENNORM_BETA`].
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::gennorm_beta"))]
         beta: f64,
         /// Scale λ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         scale: f64,
     },
 }
@@ -59,31 +84,59 @@ pub enum Marginal {
 ///
 /// The additive laws are centred at z: as is on ℝⁿ, projected back onto the sphere, or
 /// truncated to the box by redrawing every coordinate that falls outside it.
+///
+/// With the `serde` feature: `{ kind = "vmf", kappa = 1.0 }`, `{ kind = "normal", sigma = 1.0 }`,
+/// `{ kind = "laplace", scale = 1.0 }` or `{ kind = "gennorm", beta = 3.0, scale = 1.0 }`; a
+/// missing field takes the value shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Conditional {
     /// von Mises–Fisher around z/‖z‖ with concentration κ, scaled to the sphere's radius.
     /// Only on the sphere.
+    #[cfg_attr(feature = "serde", serde(rename = "vmf"))]
     VonMisesFisher {
         /// Concentration κ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         kappa: f64,
     },
     /// z + i.i.d. normal noise with standard deviation σ.
     Normal {
         /// Standard deviation σ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         sigma: f64,
     },
     /// z + i.i.d. Laplace noise, density ∝ exp(−|x|/λ).
     Laplace {
         /// Scale λ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         scale: f64,
     },
     /// z + i.i.d. generalized-normal noise, density ∝ exp(−|x/λ|^β).
+    #[cfg_attr(feature = "serde", serde(rename = "gennorm"))]
     GenNorm {
         /// Shape β ≥ [`MIN_GENNORM_BETA`].
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::gennorm_beta"))]
         beta: f64,
         /// Scale λ > 0.
+        #[cfg_attr(feature = "serde", serde(default = "serde_defaults::one"))]
         scale: f64,
     },
+}
+
+/// The values of the fields a serialised parameter leaves out.
+#[cfg(feature = "serde")]
+mod serde_defaults {
+    pub(super) fn one() -> f64 {
+        1.0
+    }
+
+    pub(super) fn gennorm_beta() -> f64 {
+        3.0
+    }
 }
 
 /// Fails unless `v` is finite and strictly positive.

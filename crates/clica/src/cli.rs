@@ -3,7 +3,11 @@
 //! Every verb validates its input before doing work and fails with one line naming the
 //! problem; results go to files (`.npy`, JSON) or to stdout as one JSON object.
 
-use crate::config::{DataConfig, MixingConfig, TrainConfig};
+mod flags;
+
+pub use flags::{ConditionalFlag, MarginalFlag, MixingFlags, PriorFlags, SpaceFlag};
+
+use crate::config::TrainConfig;
 use crate::npy;
 use crate::train::MeanStd;
 use anyhow::{bail, Context, Result};
@@ -47,7 +51,7 @@ pub enum Command {
 pub struct SampleArgs {
     /// The prior.
     #[command(flatten)]
-    pub prior: DataConfig,
+    pub prior: PriorFlags,
     /// Number of samples K.
     #[arg(long, default_value_t = 4096)]
     pub n: usize,
@@ -67,7 +71,7 @@ pub struct MixArgs {
     pub z: PathBuf,
     /// The mixing network.
     #[command(flatten)]
-    pub mixing: MixingConfig,
+    pub mixing: MixingFlags,
     /// Run seed (the mixing comes from its "generator" stream).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -81,10 +85,10 @@ pub struct MixArgs {
 pub struct BaselineArgs {
     /// The prior (defaults: Table 1 row 1, uniform sphere n = 10 with vMF(κ=1)).
     #[command(flatten)]
-    pub prior: DataConfig,
+    pub prior: PriorFlags,
     /// The mixing network (defaults: the paper's 3-layer leaky-ReLU MLP).
     #[command(flatten)]
-    pub mixing: MixingConfig,
+    pub mixing: MixingFlags,
     /// Samples scored per seed.
     #[arg(long, default_value_t = 4096)]
     pub n: usize,
@@ -107,7 +111,7 @@ pub struct TrainArgs {
     /// the paper's Table 1 row 1 setting). Presets live in `configs/`.
     #[arg(long)]
     pub config: Vec<PathBuf>,
-    /// Override one entry, e.g. `--set train.steps=500 --set data.space=box` (repeatable).
+    /// Override one entry, e.g. `--set train.steps=500 --set data.space.kind=box` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Output folder.
@@ -233,7 +237,7 @@ fn read_checked(path: &Path) -> Result<Array2<f64>> {
 ///
 /// # Errors
 /// Invalid flags, named by parameter.
-pub fn build_mixing(m: &MixingConfig, dim: usize, seed: RunSeed) -> Result<InvertibleMlp> {
+pub fn build_mixing(m: &MixingFlags, dim: usize, seed: RunSeed) -> Result<InvertibleMlp> {
     let config = m.mlp_config(dim)?;
     Ok(InvertibleMlp::build(
         &config,

@@ -2,7 +2,7 @@
 //! builds. A new pair source, encoder kind or loss is one crate plus one arm here (and its
 //! configuration section).
 
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, Validated};
 use crate::source::LatentPairs;
 use crate::Result;
 use clica_core::{PairSource, RunSeed, TrainableEncoder};
@@ -27,15 +27,18 @@ impl Components {
     /// # Errors
     /// An invalid configuration (naming the key) or a failed generator build.
     pub fn build(cfg: &TrainConfig, seed: &RunSeed) -> Result<Self> {
-        cfg.validate()?;
-        let prior = cfg.data.prior()?;
-        let mlp = cfg.mixing.mlp_config(cfg.data.dim)?;
-        let generator = InvertibleMlp::build(&mlp, &mut seed.stream("generator"))?;
-        let source = LatentPairs::new(Box::new(prior), Box::new(generator))?;
+        let Validated {
+            prior,
+            mixing,
+            encoder,
+            loss,
+        } = cfg.validate()?;
+        let generator = InvertibleMlp::build(&mixing, &mut seed.stream("generator"))?;
+        let source = LatentPairs::new(prior, Box::new(generator))?;
         Ok(Components {
             source: Box::new(source),
-            loss: cfg.loss.build()?,
-            encoder: cfg.encoder.encoder_config(cfg.data.dim)?,
+            loss,
+            encoder,
         })
     }
 

@@ -75,7 +75,19 @@ fn sample_writes_npy_and_meta_then_eval_scores_them() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["seed"], 3);
-    assert_eq!(meta["config"]["dim"], 5);
+    // The flags are recorded as they were before the configuration's tables were tagged.
+    assert_eq!(
+        meta["config"],
+        serde_json::json!({
+            "space": "sphere", "dim": 5, "radius": 2.0, "low": 0.0, "high": 1.0,
+            "marginal": "uniform", "marginal_scale": 1.0, "conditional": "vmf",
+            "concentration": 10.0, "beta": 3.0,
+        })
+    );
+    assert_eq!(
+        meta["prior"],
+        "sphere(radius=2), n=5, marginal uniform, conditional vmf(kappa=10)"
+    );
 
     // Same seed, same files (reproducibility through the binary).
     let d2 = tmpdir("sample2");
@@ -390,18 +402,43 @@ fn train_runs_from_the_command_line_and_rejects_bad_configs() {
         s(&d),
     ]);
     assert_one_line_error(&out, "missing.toml");
-    let out = clica(&[
-        "train",
-        "--dry-run",
-        "--config",
-        "../../configs/table2/row02.toml",
-        "--out",
-        s(&d),
-    ]);
+    let dry_run = |args: &[&str]| {
+        let mut all = vec!["train", "--dry-run", "--out", s(&d)];
+        all.extend_from_slice(args);
+        clica(&all)
+    };
+    let out = dry_run(&["--config", "../../configs/table2/row02.toml"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("gennorm"));
+
+    // A preset in the earlier flat format is refused with the way to rewrite it.
+    let flat = d.join("flat.toml");
+    std::fs::write(
+        &flat,
+        "[data]\nspace = \"box\"\nconditional = \"normal\"\nconcentration = 0.05\n",
+    )
+    .unwrap();
+    let out = dry_run(&["--config", s(&flat)]);
+    assert_one_line_error(&out, "earlier flat format");
+    let out = dry_run(&["--set", "data.space=box"]);
+    assert_one_line_error(&out, "data.space.kind");
+    // The tagged form of the same setting, and a kind switched by an override.
+    let out = dry_run(&[
+        "--set",
+        "data.space.kind=box",
+        "--set",
+        "data.conditional={ kind = \"normal\", sigma = 0.05 }",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resolved = String::from_utf8_lossy(&out.stdout);
+    assert!(resolved.contains("kind = \"box\""), "{resolved}");
+    assert!(resolved.contains("sigma = 0.05"), "{resolved}");
 }

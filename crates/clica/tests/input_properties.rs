@@ -27,6 +27,34 @@ fn valid_toml() -> &'static str {
     TEXT.get_or_init(|| TrainConfig::default().to_toml())
 }
 
+/// Valid config files in the tagged format: the resolved defaults, a product prior with the
+/// alignment-uniformity loss (resolved), and a hand-written preset with inline tables.
+fn valid_tomls() -> &'static [String] {
+    static TEXTS: OnceLock<Vec<String>> = OnceLock::new();
+    TEXTS.get_or_init(|| {
+        let product = TrainConfig::from_toml_with_overrides(
+            "[data]\nkind = \"product\"\n\
+             [[data.parts]]\ndim = 3\nspace = { kind = \"box\", low = -1.0, high = 1.0 }\n\
+             conditional = { kind = \"laplace\", scale = 0.1 }\n\
+             [[data.parts]]\ndim = 4\nconditional = { kind = \"vmf\", kappa = 5.0 }\n\
+             [loss]\nkind = \"align_uniform\"\nalpha = 1.5\non = \"both\"\nnegatives = 64\n\
+             [encoder]\nnormalization = { kind = \"learnable_sphere\", init_radius = 2.0 }\n",
+            &[],
+        )
+        .unwrap()
+        .to_toml();
+        let preset = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/table2/row02.toml"
+        );
+        vec![
+            valid_toml().to_string(),
+            product,
+            std::fs::read_to_string(preset).unwrap(),
+        ]
+    })
+}
+
 fn valid_npy() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
@@ -119,9 +147,10 @@ proptest! {
 
     #[test]
     fn config_reader_never_panics_on_mutated_valid_files(
+        which in 0usize..3,
         edits in proptest::collection::vec(edit(), 1..6)
     ) {
-        let bytes = apply(valid_toml().as_bytes(), &edits);
+        let bytes = apply(valid_tomls()[which].as_bytes(), &edits);
         let text = String::from_utf8_lossy(&bytes);
         if let Ok(c) = TrainConfig::from_toml_with_overrides(&text, &[]) {
             // Whatever is accepted is valid and round-trips.
@@ -132,14 +161,44 @@ proptest! {
     }
 
     #[test]
+    fn config_reader_never_panics_on_truncated_files(which in 0usize..3, cut in 0usize..4096) {
+        let text = &valid_tomls()[which];
+        let cut = cut % (text.len() + 1);
+        let text = String::from_utf8_lossy(&text.as_bytes()[..cut]);
+        if let Ok(c) = TrainConfig::from_toml_with_overrides(&text, &[]) {
+            prop_assert!(c.validate().is_ok());
+            let again = TrainConfig::from_toml_with_overrides(&c.to_toml(), &[]).unwrap();
+            prop_assert_eq!(again, c);
+        }
+        let _ = TrainConfig::from_run_config(&text);
+    }
+
+    #[test]
     fn config_overrides_never_panic(
+        which in 0usize..3,
         key in prop::sample::select(vec![
-            "seed", "train.batch", "train.lr", "data.dim", "data.space", "encoder.hidden_multipliers",
-            "loss.kind", "train", "data", "", ".", "..", "train.lr.x", "x.y.z", "eval.samples",
+            "seed", "train.batch", "train.lr", "data.dim", "data.space", "data.space.kind",
+            "data.space.radius", "data.conditional", "data.conditional.kind", "data.kind",
+            "data.parts", "data.parts.0", "data.parts.1.dim", "data.parts[0].space.kind",
+            "data.parts.9.dim", "encoder.hidden_multipliers", "encoder.hidden_multipliers.1",
+            "encoder.normalization", "encoder.normalization.kind", "encoder.kind", "mixing.kind",
+            "mixing.activation", "loss.kind", "loss.alpha", "loss.on", "loss.negatives", "train",
+            "data", "", ".", "..", "[", "]", "data.[0]", "train.lr.x", "x.y.z", "eval.samples",
         ]),
-        value in any::<String>(),
+        value in prop_oneof![
+            any::<String>(),
+            prop::sample::select(vec![
+                "box", "sphere", "unbounded", "uniform", "vmf", "normal", "laplace", "gennorm",
+                "latent", "product", "mlp", "none", "learnable_sphere", "lp", "align_uniform",
+                "{ kind = \"box\" }", "[{ dim = 2 }]", "{}", "[]", "0", "-1", "1e400", "nan",
+            ]).prop_map(str::to_string),
+        ],
     ) {
-        let _ = TrainConfig::from_toml_with_overrides(valid_toml(), &[format!("{key}={value}")]);
+        let o = [format!("{key}={value}")];
+        if let Ok(c) = TrainConfig::from_toml_with_overrides(&valid_tomls()[which], &o) {
+            let again = TrainConfig::from_toml_with_overrides(&c.to_toml(), &[]).unwrap();
+            prop_assert_eq!(again, c);
+        }
     }
 
     #[test]
@@ -182,7 +241,9 @@ proptest! {
 
 #[test]
 fn the_valid_inputs_are_valid() {
-    assert!(TrainConfig::from_toml_with_overrides(valid_toml(), &[]).is_ok());
+    for text in valid_tomls() {
+        TrainConfig::from_toml_with_overrides(text, &[]).unwrap();
+    }
     assert_eq!(npy::parse_f64_2d(valid_npy()).unwrap().dim(), (5, 3));
     let ck = Checkpoint::from_bytes(valid_checkpoint()).unwrap();
     assert_eq!((ck.phase, ck.step), (Phase::Contrastive, 7));

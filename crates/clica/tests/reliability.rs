@@ -24,7 +24,7 @@ fn tmpdir(name: &str) -> PathBuf {
 /// (long phases leave the pollers below a wide window to stop a run in, even on a busy machine).
 const SETS: &[&str] = &[
     "data.dim=3",
-    "data.concentration=10",
+    "data.conditional.kappa=10",
     "encoder.hidden_multipliers=[10,10]",
     "train.batch=128",
     "train.steps=4000",
@@ -160,13 +160,9 @@ fn resume_with_a_changed_config_is_refused_naming_the_fields() {
     // An edited config.toml in the run folder is refused too.
     let cfg = d.join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("concentration = 10.0", "concentration = 5.0"),
-    )
-    .unwrap();
+    std::fs::write(&cfg, text.replace("kappa = 10.0", "kappa = 5.0")).unwrap();
     let out = resume(&d, &[]);
-    assert_one_line_error(&out, &["data.concentration", "config.toml"]);
+    assert_one_line_error(&out, &["data.conditional.kappa", "config.toml"]);
     std::fs::write(&cfg, &text).unwrap();
 
     // The checkpoint of a run with another configuration is refused.
@@ -177,7 +173,9 @@ fn resume_with_a_changed_config_is_refused_naming_the_fields() {
     )
     .unwrap();
     cfg_other.train.steps = 20;
-    cfg_other.data.dim = 4;
+    if let clica::config::DataSection::Latent(l) = &mut cfg_other.data {
+        l.dim = 4;
+    }
     train(&cfg_other, &other, &mut Silent).unwrap();
     std::fs::copy(Checkpoint::path(&other), Checkpoint::path(&d)).unwrap();
     let out = resume(&d, &[]);
@@ -236,7 +234,7 @@ fn divergence_writes_a_diverged_summary_and_keeps_the_last_good_checkpoint() {
         &[
             "data.dim=3",
             "encoder.hidden_multipliers=[10,10]",
-            "encoder.normalization=\"none\"",
+            "encoder.normalization.kind=none",
             "mixing.cond_pool=1000",
             "train.batch=64",
             "train.steps=200",

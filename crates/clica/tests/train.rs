@@ -15,7 +15,7 @@ fn tmpdir(name: &str) -> PathBuf {
 fn small(extra: &[&str]) -> TrainConfig {
     let mut o: Vec<String> = [
         "data.dim=3",
-        "data.concentration=10",
+        "data.conditional.kappa=10",
         "encoder.hidden_multipliers=[10,10]",
         "train.batch=256",
         "train.steps=400",
@@ -120,7 +120,7 @@ fn supervised_baseline_is_an_upper_bound() {
             "eval.supervised=true",
             "eval.supervised_steps=1500",
             "train.steps=300",
-            "encoder.normalization=\"none\"",
+            "encoder.normalization.kind=none",
         ]),
         &tmpdir("sup"),
         &mut Silent,
@@ -136,7 +136,7 @@ fn divergence_stops_with_the_step_and_quantity() {
         &small(&[
             "train.lr=1e30",
             "train.warmup_steps=0",
-            "encoder.normalization=\"none\"",
+            "encoder.normalization.kind=none",
         ]),
         &tmpdir("div"),
         &mut Silent,

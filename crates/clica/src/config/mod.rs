@@ -1,0 +1,270 @@
+//! The run configuration of `clica train`: one TOML file (or several, layered), validated at
+//! construction.
+//!
+//! Every section has defaults (the fast protocol on the paper's Table 1 row 1 setting), unknown
+//! keys are rejected, and `--set key=value` overrides are applied to the TOML tree before it
+//! is read, so an override is checked exactly like a file entry. Errors name the key as the
+//! user wrote it (`data.conditional.kappa`, `loss.tau`, `data.parts[1].dim`).
+//!
+//! ```toml
+//! seed = 0
+//! [data]                    # kind = "latent" (default) or "product" with [[data.parts]]
+//! dim = 10
+//! space = { kind = "sphere", radius = 1.0 }     # | box (low, high) | unbounded
+//! marginal = { kind = "uniform" }               # | normal (sigma) | laplace (scale) | gennorm (beta, scale)
+//! conditional = { kind = "vmf", kappa = 1.0 }   # | normal (sigma) | laplace (scale) | gennorm (beta, scale)
+//! [mixing]                  # kind = "mlp": layers, activation, cond_pool, cond_ratio
+//! [encoder]                 # kind = "mlp": hidden_multipliers, negative_slope, normalization, backend
+//! normalization = { kind = "sphere", radius = 1.0 }  # | none | learnable_sphere (init_radius) | box (init_bound)
+//! [loss]                    # kind = "sphere" (tau, self_term) | "lp" (p, tau, form, self_term)
+//! kind = "sphere"           #   | "align_uniform" (alpha, t, lambda, on); negatives, symmetric
+//! [train]                   # steps, batch, lr, warmup_steps, schedule, final_lr_fraction, …
+//! [eval]                    # samples, final_batches, supervised, supervised_steps, supervised_lr
+//! ```
+//!
+//! Files: `sections.rs` (what each table holds and builds), `layers.rs` (merging, overrides,
+//! reading with named errors, flattening), `schedule.rs` (the learning-rate schedule).
+//!
+//! A file in the earlier flat format (`data.space = "box"`, `data.concentration`,
+//! `encoder.normalization = "sphere"`) is refused with a message that says how to rewrite it.
+
+mod layers;
+mod schedule;
+mod sections;
+#[cfg(test)]
+mod tests;
+
+pub use schedule::ScheduleKind;
+pub use sections::{
+    DataSection, EncoderSection, EvalSection, LatentSection, LossSection, MixingSection,
+    MlpEncoderSection, MlpMixingSection, Objective, ProductSection, TrainSection,
+};
+
+use crate::Error as CliError;
+use clica_core::LatentPrior;
+use clica_encoders::EncoderConfig;
+use clica_generators::MlpConfig;
+use clica_objectives::ContrastiveLoss;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+/// The whole run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Run seed: every random stream of the run is derived from it.
+    pub seed: u64,
+    /// Latent prior.
+    pub data: DataSection,
+    /// Mixing network.
+    pub mixing: MixingSection,
+    /// Encoder.
+    pub encoder: EncoderSection,
+    /// Objective.
+    pub loss: LossSection,
+    /// Optimisation.
+    pub train: TrainSection,
+    /// Scoring.
+    pub eval: EvalSection,
+}
+
+/// The components of a valid configuration, each checked once by [`TrainConfig::validate`].
+pub struct Validated {
+    /// The latent prior: a `clica_priors::Prior`, or a `clica_priors::ProductPrior` for
+    /// `data.kind = "product"`.
+    pub prior: Box<dyn LatentPrior>,
+    /// The mixing network's configuration (dimension = the prior's).
+    pub mixing: MlpConfig,
+    /// The encoder's configuration (input and output dimension = the prior's).
+    pub encoder: EncoderConfig,
+    /// The contrastive objective, wrappers (grouped negatives, symmetric) applied.
+    pub loss: Box<dyn ContrastiveLoss<f32>>,
+}
+
+impl std::fmt::Debug for Validated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validated")
+            .field("prior", &self.prior.describe())
+            .field("mixing", &self.mixing)
+            .field("encoder", &self.encoder)
+            .field("loss", &self.loss.name())
+            .finish()
+    }
+}
+
+/// A component's error as a config error, its parameter named under `section`.
+fn in_section(e: clica_core::Error, section: &str) -> CliError {
+    CliError::Config(sections::rename(e, |name| format!("{section}.{name}")).to_string())
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> CliError {
+    CliError::Config(format!("invalid value for `{name}`: {}", reason.into()))
+}
+
+/// `Ok` when `v` is finite and > 0, else the error naming `name`.
+fn positive(name: &str, v: f64) -> Result<(), CliError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(name, format!("must be finite and > 0, got {v}")))
+    }
+}
+
+/// The defaults as a TOML tree, with one default part in `data.parts`: where a tagged table
+/// without a `kind` finds its default one.
+fn defaults_tree() -> &'static toml::Value {
+    static TREE: OnceLock<toml::Value> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let mut tree = toml::Value::try_from(TrainConfig::default()).expect("defaults serialise");
+        let part = toml::Value::try_from(LatentSection::default()).expect("defaults serialise");
+        if let Some(data) = tree.get_mut("data").and_then(toml::Value::as_table_mut) {
+            data.insert("parts".into(), toml::Value::Array(vec![part]));
+        }
+        tree
+    })
+}
+
+impl TrainConfig {
+    /// Parses a TOML document, applies `key=value` overrides (dotted keys, TOML values; a
+    /// bare word is taken as a string) and validates the result.
+    ///
+    /// # Errors
+    /// Syntax errors, unknown keys, wrong types and invalid values, each naming the field.
+    pub fn from_toml_with_overrides(text: &str, overrides: &[String]) -> Result<Self, CliError> {
+        Self::from_layers(&[("config", text)], overrides)
+    }
+
+    /// Like [`TrainConfig::from_toml_with_overrides`] for several TOML documents merged in
+    /// order (a later document's keys replace an earlier one's, table by table; a table given
+    /// another `kind` is replaced as a whole), each given with a name for error messages.
+    ///
+    /// # Errors
+    /// As [`TrainConfig::from_toml_with_overrides`]; syntax errors and documents in the
+    /// earlier flat format name the document.
+    pub fn from_layers(layers: &[(&str, &str)], overrides: &[String]) -> Result<Self, CliError> {
+        let tree = layers::resolve(layers, overrides, defaults_tree())?;
+        let cfg: TrainConfig = layers::read(&tree)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every field once and returns the checked components, which the trainer uses as
+    /// they are.
+    ///
+    /// # Errors
+    /// The first invalid field, named.
+    pub fn validate(&self) -> Result<Validated, CliError> {
+        let prior = self.data.prior().map_err(|e| in_section(e, "data"))?;
+        let dim = prior.dim();
+        let mixing = self
+            .mixing
+            .mlp_config(dim)
+            .map_err(|e| in_section(e, "mixing"))?;
+        let encoder = self
+            .encoder
+            .encoder_config(dim)
+            .map_err(|e| in_section(e, "encoder"))?;
+        let loss = self.loss.build().map_err(|e| in_section(e, "loss"))?;
+        let t = &self.train;
+        if t.steps == 0 {
+            return Err(invalid("train.steps", "must be at least 1"));
+        }
+        if t.batch < 2 {
+            return Err(invalid(
+                "train.batch",
+                format!(
+                    "must be at least 2 (negatives come from the batch), got {}",
+                    t.batch
+                ),
+            ));
+        }
+        if let Some(m) = self.loss.negatives {
+            if m < 2 || m > t.batch || t.batch % m != 0 {
+                return Err(invalid(
+                    "loss.negatives",
+                    format!(
+                        "must be at least 2 and divide train.batch ({}), got {m}",
+                        t.batch
+                    ),
+                ));
+            }
+        }
+        positive("train.lr", t.lr)?;
+        if !(0.0..=1.0).contains(&t.final_lr_fraction) {
+            return Err(invalid(
+                "train.final_lr_fraction",
+                format!("must lie in [0, 1], got {}", t.final_lr_fraction),
+            ));
+        }
+        if t.log_every == 0 {
+            return Err(invalid("train.log_every", "must be at least 1"));
+        }
+        if self.eval.samples < 4 {
+            return Err(invalid(
+                "eval.samples",
+                format!("must be at least 4, got {}", self.eval.samples),
+            ));
+        }
+        if let Some(lr) = self.eval.supervised_lr {
+            positive("eval.supervised_lr", lr)?;
+        }
+        if self.eval.final_batches == 0 {
+            return Err(invalid("eval.final_batches", "must be at least 1"));
+        }
+        Ok(Validated {
+            prior,
+            mixing,
+            encoder,
+            loss,
+        })
+    }
+
+    /// Reads the `config.toml` a run writes into its folder: the resolved configuration plus
+    /// a `[run]` table (seed, fingerprint, versions), which is ignored here.
+    ///
+    /// # Errors
+    /// As [`TrainConfig::from_toml_with_overrides`].
+    pub fn from_run_config(text: &str) -> Result<Self, CliError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            CliError::Config(format!(
+                "not valid TOML: {}",
+                layers::one_line(&e.to_string())
+            ))
+        })?;
+        table.remove("run");
+        let text = toml::to_string(&table).map_err(|e| CliError::Config(e.to_string()))?;
+        Self::from_layers(&[("the run's config.toml", &text)], &[])
+    }
+
+    /// Every field whose value differs between `self` and `other`, as (dotted key, value in
+    /// `self`, value in `other`), values written as TOML; sorted by key.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<(String, String, String)> {
+        let flat = |c: &TrainConfig| {
+            let mut out = std::collections::BTreeMap::new();
+            if let Ok(v) = toml::Value::try_from(c) {
+                layers::flatten(&layers::KeyPath::default(), &v, &mut out);
+            }
+            out
+        };
+        let (a, b) = (flat(self), flat(other));
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let missing = || "(absent)".to_string();
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| {
+                (
+                    k.clone(),
+                    a.get(k).cloned().unwrap_or_else(missing),
+                    b.get(k).cloned().unwrap_or_else(missing),
+                )
+            })
+            .collect()
+    }
+
+    /// The resolved configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialise config: {e}\n"))
+    }
+}

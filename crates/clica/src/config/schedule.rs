@@ -1,0 +1,87 @@
+//! The learning-rate schedule: linear warm-up, then constant or cosine decay.
+
+use super::TrainSection;
+use serde::{Deserialize, Serialize};
+
+/// Learning-rate schedule after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Constant after warm-up.
+    Constant,
+    /// Cosine decay from the peak to `peak · final_lr_fraction` after warm-up.
+    Cosine,
+}
+
+impl TrainSection {
+    /// The learning rate at (1-based) step `step` of a phase of `total` steps whose peak
+    /// learning rate is `peak` (`train.lr` for the contrastive phase; the supervised baseline
+    /// may have its own peak and number of steps): linear warm-up over
+    /// `min(warmup_steps, total)` steps, then the schedule.
+    pub fn lr_with_peak(&self, peak: f64, step: u64, total: u64) -> f64 {
+        let warmup = self.warmup_steps.min(total);
+        if warmup > 0 && step <= warmup {
+            return peak * step as f64 / warmup as f64;
+        }
+        match self.schedule {
+            ScheduleKind::Constant => peak,
+            ScheduleKind::Cosine => {
+                let span = total.saturating_sub(warmup).max(1) as f64;
+                let t = (step.saturating_sub(warmup)) as f64 / span;
+                let floor = peak * self.final_lr_fraction;
+                floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(schedule: ScheduleKind) -> TrainSection {
+        TrainSection {
+            steps: 1000,
+            lr: 1.0,
+            warmup_steps: 100,
+            schedule,
+            final_lr_fraction: 0.1,
+            ..TrainSection::default()
+        }
+    }
+
+    #[test]
+    fn cosine_warms_up_and_decays() {
+        let t = section(ScheduleKind::Cosine);
+        let lr = |step| t.lr_with_peak(1.0, step, 1000);
+        assert!((lr(50) - 0.5).abs() < 1e-12);
+        assert!((lr(100) - 1.0).abs() < 1e-12);
+        assert!((lr(550) - 0.55).abs() < 1e-12);
+        assert!((lr(1000) - 0.1).abs() < 1e-12);
+        // Past the end it stays at the floor.
+        assert!((lr(2000) - 0.1).abs() < 1e-12);
+        assert!((t.lr_with_peak(2.0, 550, 1000) - 1.1).abs() < 1e-12);
+        assert!((t.lr_with_peak(2.0, 50, 1000) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_warms_up_then_holds() {
+        let t = section(ScheduleKind::Constant);
+        assert!((t.lr_with_peak(1.0, 50, 1000) - 0.5).abs() < 1e-12);
+        assert_eq!(t.lr_with_peak(1.0, 100, 1000), 1.0);
+        assert_eq!(t.lr_with_peak(1.0, 999, 1000), 1.0);
+    }
+
+    #[test]
+    fn warmup_is_capped_at_the_phase_length() {
+        // A 40-step phase warms up over its 40 steps, reaching the peak at its end.
+        let t = section(ScheduleKind::Cosine);
+        assert!((t.lr_with_peak(1.0, 20, 40) - 0.5).abs() < 1e-12);
+        assert!((t.lr_with_peak(1.0, 40, 40) - 1.0).abs() < 1e-12);
+        let none = TrainSection {
+            warmup_steps: 0,
+            ..section(ScheduleKind::Cosine)
+        };
+        assert!((none.lr_with_peak(1.0, 0, 1000) - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,509 @@
+//! The sections of a run configuration: what each table holds, its defaults, and the component
+//! it builds.
+//!
+//! The parameter types come from the crates they configure (`clica_priors::Space`,
+//! `clica_encoders::Normalization`, `clica_objectives::SelfTerm`, …, with their `serde`
+//! feature); a section only says which of them a table holds. A table with a `kind` names
+//! its variant there, e.g. `space = { kind = "box", low = 0.0, high = 1.0 }`, and every field
+//! of a variant has a default.
+//!
+//! Each builder returns errors that name the key as it is written in the file, relative to
+//! its section (`space.radius`, `parts[1].dim`, `cond_pool`); [`super::TrainConfig::validate`]
+//! adds the section.
+
+use clica_core::LatentPrior;
+use clica_encoders::{Backend, EncoderConfig, Normalization};
+use clica_generators::{Activation, MlpConfig};
+use clica_objectives::{
+    AlignUniform, ContrastiveLoss, Grouped, LpForm, LpInfoNce, SelfTerm, SphereInfoNce, Symmetric,
+    UniformOn,
+};
+use clica_priors::{Conditional, Marginal, Prior, ProductPrior, Space};
+use serde::{Deserialize, Serialize};
+
+/// Renames the parameter of an error (`f(name)`), leaving other errors as they are.
+pub(crate) fn rename(e: clica_core::Error, f: impl FnOnce(&str) -> String) -> clica_core::Error {
+    match e {
+        clica_core::Error::InvalidParameter { name, reason } => {
+            clica_core::Error::InvalidParameter {
+                name: f(&name),
+                reason,
+            }
+        }
+        other => other,
+    }
+}
+
+/// `[data]`: the latent prior.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSection {
+    /// One prior (the default): `dim`, `space`, `marginal`, `conditional`.
+    Latent(LatentSection),
+    /// A product of independent priors, `[[data.parts]]` tables each holding the keys of a
+    /// latent section; a latent is the concatenation of one draw per part, in part order.
+    Product(ProductSection),
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection::Latent(LatentSection::default())
+    }
+}
+
+impl DataSection {
+    /// Builds (and so validates) the prior: a [`Prior`], or a [`ProductPrior`] of the parts.
+    ///
+    /// # Errors
+    /// Invalid values or combinations, named by key (`space.radius`, `parts[1].dim`).
+    pub fn prior(&self) -> clica_core::Result<Box<dyn LatentPrior>> {
+        match self {
+            DataSection::Latent(l) => Ok(Box::new(l.prior()?)),
+            DataSection::Product(p) => Ok(Box::new(p.prior()?)),
+        }
+    }
+}
+
+/// One latent prior: a space, a dimension, a marginal and a conditional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LatentSection {
+    /// Latent dimension n.
+    pub dim: usize,
+    /// The space: `sphere` (`radius`, 1), `box` (`low`, 0; `high`, 1) or `unbounded`.
+    pub space: Space,
+    /// p(z): `uniform`, `normal` (`sigma`), `laplace` (`scale`), `gennorm` (`beta`, `scale`).
+    pub marginal: Marginal,
+    /// p(z̃ | z): `vmf` (`kappa`), `normal` (`sigma`), `laplace` (`scale`), `gennorm`
+    /// (`beta`, `scale`).
+    pub conditional: Conditional,
+}
+
+impl Default for LatentSection {
+    /// Table 1 row 1: the uniform sphere in R^10 with vMF(κ = 1) positives.
+    fn default() -> Self {
+        LatentSection {
+            dim: 10,
+            space: Space::Sphere { radius: 1.0 },
+            marginal: Marginal::Uniform,
+            conditional: Conditional::VonMisesFisher { kappa: 1.0 },
+        }
+    }
+}
+
+impl LatentSection {
+    /// Builds (and so validates) the prior.
+    ///
+    /// # Errors
+    /// Invalid values or combinations, named by key (`dim`, `space.radius`,
+    /// `conditional.kappa`, …).
+    pub fn prior(&self) -> clica_core::Result<Prior> {
+        Prior::new(self.space, self.dim, self.marginal, self.conditional).map_err(|e| {
+            rename(e, |name| match name {
+                "radius" | "low" | "high" => format!("space.{name}"),
+                other => other.to_string(),
+            })
+        })
+    }
+}
+
+/// A product of latent priors.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductSection {
+    /// The parts, in column order.
+    pub parts: Vec<LatentSection>,
+}
+
+impl ProductSection {
+    /// Builds (and so validates) the product prior.
+    ///
+    /// # Errors
+    /// No parts, or an invalid part, named by key (`parts`, `parts[1].space.radius`).
+    pub fn prior(&self) -> clica_core::Result<ProductPrior> {
+        let parts = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.prior()
+                    .map_err(|e| rename(e, |n| format!("parts[{i}].{n}")))
+            })
+            .collect::<clica_core::Result<Vec<_>>>()?;
+        ProductPrior::new(parts)
+    }
+}
+
+/// `[mixing]`: the generator g.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MixingSection {
+    /// The paper's invertible MLP (the default).
+    Mlp(MlpMixingSection),
+}
+
+impl Default for MixingSection {
+    fn default() -> Self {
+        MixingSection::Mlp(MlpMixingSection::default())
+    }
+}
+
+impl MixingSection {
+    /// The generator configuration for latent dimension `dim` (validated).
+    ///
+    /// # Errors
+    /// Invalid numbers, named by key (`layers`, `cond_pool`, `cond_ratio`, `activation`).
+    pub fn mlp_config(&self, dim: usize) -> clica_core::Result<MlpConfig> {
+        let MixingSection::Mlp(m) = self;
+        let cfg = MlpConfig {
+            dim,
+            layers: m.layers,
+            activation: m.activation,
+            cond_pool_size: m.cond_pool,
+            cond_ratio: m.cond_ratio,
+        };
+        cfg.validate().map_err(|e| {
+            rename(e, |name| match name {
+                "cond_pool_size" => "cond_pool".to_string(),
+                n if n.starts_with("activation") => "activation".to_string(),
+                other => other.to_string(),
+            })
+        })?;
+        Ok(cfg)
+    }
+}
+
+/// The invertible MLP mixing: `layers` bias-free n × n layers, each drawn until its condition
+/// number is below a threshold set by a pool of random matrices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlpMixingSection {
+    /// Number of layers.
+    pub layers: usize,
+    /// Activation between layers: `leaky_relu` (slope 0.2), `leaky_relu(0.1)`, `relu`, `elu`,
+    /// `softplus`, `smooth_leaky_relu`.
+    pub activation: Activation,
+    /// Size of the pool of random matrices whose condition numbers set the threshold.
+    pub cond_pool: usize,
+    /// Quantile of the pool's condition numbers used as threshold (0 = the minimum).
+    pub cond_ratio: f64,
+}
+
+impl Default for MlpMixingSection {
+    fn default() -> Self {
+        let paper = MlpConfig::new(1);
+        MlpMixingSection {
+            layers: paper.layers,
+            activation: paper.activation,
+            cond_pool: paper.cond_pool_size,
+            cond_ratio: paper.cond_ratio,
+        }
+    }
+}
+
+/// `[encoder]`: the network f.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EncoderSection {
+    /// A multilayer perceptron (the default).
+    Mlp(MlpEncoderSection),
+}
+
+impl Default for EncoderSection {
+    fn default() -> Self {
+        EncoderSection::Mlp(MlpEncoderSection::default())
+    }
+}
+
+impl EncoderSection {
+    /// The encoder configuration for n-dimensional data, n-dimensional output (validated).
+    ///
+    /// # Errors
+    /// Invalid widths, slope or normalisation, named by key (`hidden_multipliers[1]`,
+    /// `negative_slope`, `normalization.radius`); the dfdx backend in a build without it.
+    pub fn encoder_config(&self, n: usize) -> clica_core::Result<EncoderConfig> {
+        let EncoderSection::Mlp(m) = self;
+        let mut cfg = EncoderConfig::paper(n);
+        cfg.hidden = m.hidden_multipliers.iter().map(|k| k * n).collect();
+        cfg.negative_slope = m.negative_slope;
+        cfg.normalization = m.normalization;
+        cfg.backend = m.backend;
+        cfg.validate().map_err(|e| {
+            rename(e, |name| match name.strip_prefix("hidden[") {
+                Some(rest) => format!("hidden_multipliers[{rest}"),
+                None => name.to_string(),
+            })
+        })?;
+        Ok(cfg)
+    }
+
+    /// The implementation that computes the encoder.
+    pub fn backend(&self) -> Backend {
+        let EncoderSection::Mlp(m) = self;
+        m.backend
+    }
+}
+
+/// A multilayer perceptron encoder: n → hidden widths → n, LeakyReLU between layers, then the
+/// output normalisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlpEncoderSection {
+    /// Hidden widths as multiples of n. Default `[10, 10, 10]` (the fast protocol); the
+    /// paper's encoder is `[10, 50, 50, 50, 50, 10]`.
+    pub hidden_multipliers: Vec<usize>,
+    /// LeakyReLU slope (paper: 0.01).
+    pub negative_slope: f64,
+    /// Output normalisation: `none`, `sphere` (`radius`, 1), `learnable_sphere`
+    /// (`init_radius`, 1) or `box` (a learnable per-coordinate bound, `init_bound`, 1).
+    pub normalization: Normalization,
+    /// Implementation: `native` or `dfdx`.
+    pub backend: Backend,
+}
+
+impl Default for MlpEncoderSection {
+    fn default() -> Self {
+        MlpEncoderSection {
+            hidden_multipliers: vec![10, 10, 10],
+            negative_slope: 0.01,
+            normalization: Normalization::Sphere { radius: 1.0 },
+            backend: Backend::Native,
+        }
+    }
+}
+
+/// The contrastive objective of a `[loss]` table, by `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Objective {
+    /// InfoNCE with dot-product similarity (vMF model conditional on the sphere).
+    Sphere {
+        /// Temperature τ.
+        #[serde(default = "one")]
+        tau: f64,
+        /// Whether the anchor-against-itself term stays among the negatives.
+        #[serde(default)]
+        self_term: SelfTerm,
+    },
+    /// InfoNCE with −‖h − h'‖_p^p similarity (Laplace p=1, Normal p=2, GenNorm p=3).
+    Lp {
+        /// p (1, 2 or 3).
+        #[serde(default = "one_u32")]
+        p: u32,
+        /// Temperature τ.
+        #[serde(default = "one")]
+        tau: f64,
+        /// `simclr` (the paper's, positive inside the logsumexp) or `plain`.
+        #[serde(default)]
+        form: LpForm,
+        /// Whether the anchor-against-itself term stays among the negatives.
+        #[serde(default)]
+        self_term: SelfTerm,
+    },
+    /// Alignment + λ·uniformity (Wang & Isola 2020).
+    AlignUniform {
+        /// Alignment exponent α.
+        #[serde(default = "align_alpha")]
+        alpha: f64,
+        /// Uniformity temperature t.
+        #[serde(default = "align_t")]
+        t: f64,
+        /// Weight λ of the uniformity term.
+        #[serde(default = "align_lambda")]
+        lambda: f64,
+        /// The views the uniformity term is computed on: `anchors` or `both`.
+        #[serde(default)]
+        on: UniformOn,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn align_alpha() -> f64 {
+    AlignUniform::default().alpha()
+}
+
+fn align_t() -> f64 {
+    AlignUniform::default().t()
+}
+
+fn align_lambda() -> f64 {
+    AlignUniform::default().lambda()
+}
+
+impl Objective {
+    /// Builds (and so validates) the loss.
+    ///
+    /// # Errors
+    /// A parameter out of range, named by key (`tau`, `p`, `alpha`, `t`, `lambda`).
+    pub fn build(&self) -> clica_core::Result<Box<dyn ContrastiveLoss<f32>>> {
+        Ok(match *self {
+            Objective::Sphere { tau, self_term } => Box::new(SphereInfoNce::new(tau, self_term)?),
+            Objective::Lp {
+                p,
+                tau,
+                form,
+                self_term,
+            } => Box::new(LpInfoNce::new(p, tau, form, self_term)?),
+            Objective::AlignUniform {
+                alpha,
+                t,
+                lambda,
+                on,
+            } => Box::new(AlignUniform::new(alpha, t, lambda)?.with_uniform_on(on)),
+        })
+    }
+}
+
+/// `[loss]`: the contrastive objective (`kind` and its parameters) and the wrappers that
+/// apply to any kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LossSection {
+    /// The objective.
+    #[serde(flatten)]
+    pub objective: Objective,
+    /// Negatives per anchor: the batch is cut into groups of this many consecutive rows and
+    /// each anchor is contrasted with the anchors of its group only. Absent: the whole batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negatives: Option<usize>,
+    /// Use every pair in both directions, ½·[loss(h, h̃) + loss(h̃, h)].
+    #[serde(skip_serializing_if = "is_false")]
+    pub symmetric: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        LossSection {
+            objective: Objective::Sphere {
+                tau: 1.0,
+                self_term: SelfTerm::Keep,
+            },
+            negatives: None,
+            symmetric: false,
+        }
+    }
+}
+
+/// The keys of a `[loss]` table that are not the objective's.
+const WRAPPER_KEYS: [&str; 2] = ["negatives", "symmetric"];
+
+impl<'de> Deserialize<'de> for LossSection {
+    /// The wrappers' keys are taken out of the table and the rest is the objective (serde's
+    /// `flatten` cannot be combined with a tagged enum that rejects unknown fields).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let [negatives, symmetric] = WRAPPER_KEYS.map(|k| table.remove(k));
+        let negatives = negatives
+            .map(|v| v.try_into::<usize>())
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let symmetric = symmetric
+            .map(|v| v.try_into::<bool>())
+            .transpose()
+            .map_err(D::Error::custom)?
+            .unwrap_or(false);
+        let objective =
+            Objective::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        Ok(LossSection {
+            objective,
+            negatives,
+            symmetric,
+        })
+    }
+}
+
+impl LossSection {
+    /// Builds (and so validates) the loss, wrappers applied.
+    ///
+    /// # Errors
+    /// A parameter out of range, named by key (`tau`, `p`, `alpha`, `negatives`).
+    pub fn build(&self) -> clica_core::Result<Box<dyn ContrastiveLoss<f32>>> {
+        let mut loss = self.objective.build()?;
+        if let Some(m) = self.negatives {
+            loss = Box::new(Grouped::new(loss, m)?);
+        }
+        if self.symmetric {
+            loss = Box::new(Symmetric::new(loss));
+        }
+        Ok(loss)
+    }
+}
+
+/// `[train]`: optimisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Number of contrastive steps.
+    pub steps: u64,
+    /// Batch size B (anchors; as many positives).
+    pub batch: usize,
+    /// Peak learning rate of Adam.
+    pub lr: f64,
+    /// Linear warm-up steps from 0 to `lr` (capped at the run's number of steps).
+    pub warmup_steps: u64,
+    /// Schedule after warm-up.
+    pub schedule: super::ScheduleKind,
+    /// Final learning rate as a fraction of `lr` (cosine schedule).
+    pub final_lr_fraction: f64,
+    /// Log loss and scores every this many steps.
+    pub log_every: u64,
+    /// Write a checkpoint every this many steps (0 = only when a phase ends or the run is
+    /// interrupted).
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            steps: 8_000,
+            batch: 2048,
+            lr: 3e-3,
+            warmup_steps: 100,
+            schedule: super::ScheduleKind::Cosine,
+            final_lr_fraction: 0.01,
+            log_every: 1000,
+            checkpoint_every: 1000,
+        }
+    }
+}
+
+/// `[eval]`: scoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Fresh samples scored at each log step and in each final batch.
+    pub samples: usize,
+    /// Number of fresh batches behind the final mean ± std.
+    pub final_batches: usize,
+    /// Also train the supervised baseline (same encoder, MSE to z).
+    pub supervised: bool,
+    /// Steps of the supervised baseline (0 = as many as `train.steps`).
+    pub supervised_steps: u64,
+    /// Peak learning rate of the supervised baseline, on the same schedule. Absent:
+    /// `train.lr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervised_lr: Option<f64>,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            samples: 4096,
+            final_batches: 10,
+            supervised: false,
+            supervised_steps: 3_000,
+            supervised_lr: None,
+        }
+    }
+}
