@@ -1,7 +1,7 @@
 //! The trainer: builds the data source (once per run), encoder, optimiser and objective
 //! from one validated [`TrainConfig`] and one seed, trains, scores on fresh samples as it
 //! goes, and writes every result as data. It works only through the traits of
-//! `clica-core` ([`PairSource`](clica_core::PairSource),
+//! `clica-core` ([`PairSource`],
 //! [`TrainableEncoder`](clica_core::TrainableEncoder), [`Metric`](clica_core::Metric)) and
 //! `clica-objectives`' `ContrastiveLoss`; [`crate::registry`] says which implementations
 //! a configuration builds.
