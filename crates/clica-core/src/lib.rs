@@ -4,7 +4,8 @@
 //! portable random-number streams that make every run reproducible from one seed.
 //!
 //! Nothing in this crate does numerics beyond hashing and seeding; the algorithm crates
-//! (`clica-priors`, `clica-generators`, `clica-eval`, …) depend on it and never on each other.
+//! (`clica-priors`, `clica-generators`, `clica-eval`, `clica-objectives`, `clica-optim`)
+//! depend on it and never on each other; `clica-encoders` also uses `clica-optim`.
 //!
 //! # Example
 //!

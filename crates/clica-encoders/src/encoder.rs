@@ -147,7 +147,9 @@ impl MlpEncoder {
 
     /// One step of the encoder's own Adam with the gradient of the last
     /// [`backward`](Self::backward) and learning rate `lr` (PyTorch semantics; see
-    /// [`crate::AdamConfig`]). The same as `clica_optim::Adam::step` on this encoder.
+    /// [`crate::AdamConfig`]). On the native backend this is `clica_optim::Adam::step` on
+    /// this encoder; on the dfdx backend it is dfdx's own Adam kernel (`clica train` uses
+    /// `clica_optim::Adam` on both).
     ///
     /// # Panics
     /// If there was no `backward` since the last step.

@@ -4,8 +4,8 @@
 //! widths configurable): linear layers with bias, LeakyReLU(0.01) after every hidden layer,
 //! then an output [`Normalization`] — none, a fixed sphere h/‖h‖·r, a sphere with learnable
 //! radius, or a box sigmoid(h) ⊙ b with learnable per-coordinate bound. Parameters are f32,
-//! initialised like PyTorch (`Uniform(±1/√fan_in)`, drawn from the caller's generator) and
-//! trained with Adam (PyTorch semantics, learning rate given per step).
+//! initialised like PyTorch (`Uniform(±1/√fan_in)`, drawn from the caller's generator); any
+//! optimiser over its named tensors trains it (`clica_optim::Adam`, PyTorch semantics).
 //!
 //! Two [`Backend`]s compute the passes:
 //! - [`Backend::Native`] (default): hand-written forward/backward on faer's GEMM, each
@@ -16,9 +16,12 @@
 //!   feature, [`EncoderConfig::validate`] rejects it with [`clica_core::Error::Unsupported`].
 //!
 //! The loss lives elsewhere and needs no autodiff: [`MlpEncoder::forward_train`] returns
-//! the output, the loss kernel returns d loss / d output, and
-//! [`MlpEncoder::backward_and_step`] back-propagates it and applies Adam. Inference goes
-//! through [`clica_core::Encoder`]. Weights are saved as safetensors with PyTorch's names
+//! the output, the loss kernel returns d loss / d output, [`MlpEncoder::backward`]
+//! back-propagates it, and an optimiser updates the parameters the encoder lends through
+//! [`clica_core::TrainableEncoder::update_parameters`] (`clica_optim::Adam::step(&mut
+//! encoder, lr)`, as `clica train` does). [`MlpEncoder::step`] and
+//! [`MlpEncoder::backward_and_step`] are shortcuts over an Adam the encoder keeps for
+//! hand-written loops. Inference goes through [`clica_core::Encoder`]. Weights are saved as safetensors with PyTorch's names
 //! and layouts (`layers.0.weight` is `[out, in]`).
 //!
 //! `examples/step_timing.rs` times a training step of both backends (dfdx with

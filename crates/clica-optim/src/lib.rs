@@ -171,7 +171,9 @@ impl Adam {
     /// # Errors
     /// [`Error::Shape`] when the parameters differ (in name, order or size) from those of
     /// earlier steps or of a restored state, or a gradient's length differs from its
-    /// parameter's; whatever `lend` returns. The step count advances only on success.
+    /// parameter's; whatever `lend` returns. The step count advances only on success;
+    /// parameters (and their moments) lent before a mismatch are already updated when the
+    /// error returns.
     pub fn step_with(
         &mut self,
         lr: f32,

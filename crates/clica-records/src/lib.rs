@@ -240,7 +240,7 @@ pub struct Summary {
     /// The error of a run that stopped early, one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The last checkpoint of a run that stopped early (`null` when none was written).
+    /// The last checkpoint of a run that stopped early (absent when none was written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointRef>,
     /// Run seed.
@@ -281,7 +281,7 @@ pub struct Summary {
     /// Mean seconds per contrastive step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_per_step: Option<f64>,
-    /// Versions of clica and its crates.
+    /// Versions of the software that wrote the file (today `clica`).
     pub versions: BTreeMap<String, String>,
 }
 

@@ -1,9 +1,12 @@
 //! **clica** — *Contrastive Learning Inverts the Data Generating Process*, in Rust.
 //!
-//! This is the composing crate: it ties the priors (`clica-priors`), the generator networks
-//! (`clica-generators`) and the scores (`clica-eval`) together and owns the `clica`
-//! command-line tool. Each of those crates is usable on its own; this one adds `.npy`
-//! input/output, crash-safe result files and the CLI.
+//! This is the composing crate: from one configuration ([`config`], [`registry`]) it builds a
+//! run out of the priors (`clica-priors`), the generator networks (`clica-generators`), an
+//! encoder (`clica-encoders`), an objective (`clica-objectives`), the optimiser
+//! (`clica-optim`) and the scores (`clica-eval`). It trains through the traits with exact
+//! checkpoint/resume ([`train`], [`source`], [`checkpoint`], [`lock`]), and owns `.npy`
+//! input/output ([`npy`]), crash-safe result files ([`io`], typed by `clica-records`) and
+//! the `clica` command-line tool ([`cli`]). Each of the other crates is usable on its own.
 //!
 //! # Example: the identity baseline of the paper's sphere setting
 //!

@@ -1,6 +1,6 @@
-//! The registration point: which data source, encoder and objective a configuration
-//! builds. A new pair source, encoder kind or loss is one crate plus one arm here (and its
-//! configuration section).
+//! The registration point: which data source and encoder a configuration builds (a loss is
+//! built by its `config::Objective` variant). A new pair source or encoder kind is one
+//! crate, one section variant in `config/sections.rs` and one arm here.
 
 use crate::config::{TrainConfig, Validated};
 use crate::source::LatentPairs;
