@@ -58,6 +58,11 @@ impl Components {
         Ok(Adam::new(self.encoder.adam)?)
     }
 
+    /// Width of the encoder's representation.
+    pub fn encoder_output_dim(&self) -> usize {
+        self.encoder.output_dim
+    }
+
     /// Description of the encoder, as result files record it.
     pub fn describe_encoder(&self) -> String {
         self.encoder.describe()

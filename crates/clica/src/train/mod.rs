@@ -69,6 +69,16 @@ impl Setup {
     pub fn new(config: &TrainConfig) -> Result<Self> {
         let seed = RunSeed::new(config.seed);
         let components = Components::build(config, &seed)?;
+        // Checked here, not when the supervised phase starts after the contrastive one.
+        let (latents, outputs) = (
+            components.source.latent_dim(),
+            components.encoder_output_dim(),
+        );
+        if config.eval.supervised && outputs != latents {
+            return Err(Error::Config(format!(
+                "the supervised baseline regresses the {latents}-dimensional latents, but the encoder outputs {outputs} dimensions"
+            )));
+        }
         Ok(Setup {
             config: config.clone(),
             components,

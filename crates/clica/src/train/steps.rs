@@ -124,15 +124,6 @@ impl<'a> Loop<'a> {
     ) -> Result<Ended> {
         let cfg = &self.setup.config;
         let source = self.setup.source();
-        if matches!(objective, Objective::Supervised)
-            && self.encoder.output_dim() != source.latent_dim()
-        {
-            return Err(Error::Config(format!(
-                "the supervised baseline regresses the {}-dimensional latents, but the encoder outputs {} dimensions",
-                source.latent_dim(),
-                self.encoder.output_dim()
-            )));
-        }
         let b = cfg.train.batch;
         let every = cfg.train.checkpoint_every;
         // Rows 0..b: anchors; b..2b: positives (contrastive) or independent draws (supervised).
