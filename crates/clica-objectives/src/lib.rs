@@ -16,12 +16,15 @@
 //! * [`Symmetric`] (½·[loss(h, h̃) + loss(h̃, h)], every pair used in both directions) and
 //!   [`Grouped`] (negatives from groups of the batch) wrap any of the above.
 //!
-//! The kernels never build a B×B×d tensor nor store the B×B logits: a first pass over row
-//! blocks computes each row's logsumexp, a second pass recomputes the logits and accumulates
-//! the gradients, with the batch axis innermost and contiguous so the loops vectorise, and
-//! rayon over fixed row blocks. Results are bit-identical for every thread count and for the
-//! portable, AVX2 and AVX-512 builds chosen at run time. Both `f32` and `f64` are supported
-//! ([`Real`]).
+//! The InfoNCE kernels never build a B×B×d tensor. They evaluate each unordered pair's
+//! logit and exponential once, under one shift for the whole batch (an upper bound on the
+//! logits), and keep the exponentials of the upper triangle (about B²/2 floats, reused between
+//! calls on the calling thread) for the gradient pass; rows whose normaliser would underflow
+//! under that shift (possible only without the self term or with very unequal norms) send the
+//! call to a two-pass engine that shifts each row by its own max and recomputes the logits.
+//! The batch axis is innermost and contiguous so the loops vectorise; rayon runs fixed row
+//! blocks. Results are bit-identical for every thread count and for the portable, AVX2 and
+//! AVX-512 builds chosen at run time. Both `f32` and `f64` are supported ([`Real`]).
 //!
 //! # Example
 //!

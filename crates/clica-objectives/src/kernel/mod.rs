@@ -4,20 +4,23 @@
 //! padded to a multiple of [`LANES`] (`cols`, d×bp). The logits of row i against every
 //! anchor j, `s_ij = κ·Σ_l term(h_il, h_jl)`, are computed into a length-bp buffer with the
 //! j axis innermost and contiguous, in fixed-width lane accumulators that the compiler
-//! vectorises (no B×B×d tensor, no B×B matrix). Padded columns get logit −∞, so every later
+//! vectorises (no B×B×d tensor). Padded columns get logit −∞, so every later
 //! loop runs over whole lanes and the padding contributes exact zeros.
 //!
-//! Two passes over row blocks: pass 1 computes each row's logsumexp (max, then a sum of
-//! exponentials); pass 2 recomputes the row's logits, turns them into the symmetric
-//! coefficients ∂loss/∂s_kj + ∂loss/∂s_jk (two exponentials per pair) and accumulates
-//! `Σ_j c_kj·∂s_kj/∂h_k` — every gradient row is owned by one task, nothing is scattered.
+//! InfoNCE runs on the cached engine ([`cached`]: one logit and one exponential per
+//! unordered pair, kept between its passes) and falls back to the two-pass engine below when
+//! the cached one declines. The two-pass engine: pass 1 computes each row's logsumexp (max,
+//! then a sum of exponentials); pass 2 recomputes the row's logits, turns them into the
+//! symmetric coefficients ∂loss/∂s_kj + ∂loss/∂s_jk (two exponentials per pair) and
+//! accumulates `Σ_j c_kj·∂s_kj/∂h_k` — every gradient row is owned by one task, nothing is
+//! scattered. The uniformity of [`crate::AlignUniform`] uses the two-pass scheme.
 //!
 //! Rows are processed in fixed blocks of [`BLOCK_ROWS`] by rayon; each row's outputs depend
 //! only on that row's own arithmetic, and batch sums are taken sequentially afterwards, so
 //! results are bit-identical for every thread count. On x86-64 the block functions run an
 //! AVX-512F or AVX2 build of the same code when the CPU has it (see `multiversion!`), also
-//! bit-identical. Memory is
-//! O(B·d) plus a length-bp buffer per block in flight.
+//! bit-identical. Memory of the two-pass engine is O(B·d) plus a length-bp buffer per block
+//! in flight; the cached engine adds its B²/2 triangle.
 
 use crate::Real;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -36,6 +39,17 @@ pub(crate) trait Term<F: Real>: Send + Sync {
     fn term(x: F, y: F) -> F;
     /// ∂t(x, y)/∂x.
     fn dterm(x: F, y: F) -> F;
+    /// An upper bound on the logit κ·Σ_l t(x_l, y_l) of any two rows whose squared norms are
+    /// at most `max_sq_norm`; +∞ when none is known.
+    fn logit_bound(kappa: F, max_sq_norm: F) -> F {
+        let _ = max_sq_norm;
+        // The distance terms are ≥ 0, so a non-positive κ bounds their logits by 0.
+        if kappa <= F::zero() {
+            F::zero()
+        } else {
+            F::infinity()
+        }
+    }
 }
 
 /// t(x, y) = x·y (similarity of the sphere loss).
@@ -55,6 +69,10 @@ impl<F: Real> Term<F> for Dot<F> {
     #[inline(always)]
     fn dterm(_x: F, y: F) -> F {
         y
+    }
+    fn logit_bound(kappa: F, max_sq_norm: F) -> F {
+        // Cauchy–Schwarz: |κ·x·y| ≤ |κ|·‖x‖·‖y‖.
+        kappa.abs() * max_sq_norm
     }
 }
 
@@ -155,10 +173,27 @@ pub(crate) fn write_rows<F: Real>(src: &[F], mut dst: ArrayViewMut2<'_, F>) {
 /// `out[j] = κ·Σ_l term(hi[l], h_jl)` for j < B, −∞ for the padding.
 #[inline(always)]
 fn logits_row<F: Real, K: Term<F>>(kappa: F, hi: &[F], p: &Packed<F>, out: &mut [F]) {
+    debug_assert_eq!(out.len(), p.bp);
+    logits_from::<F, K>(kappa, hi, p, 0, out);
+    for o in &mut out[p.b..] {
+        *o = F::neg_infinity();
+    }
+}
+
+/// `out[j − first] = κ·Σ_l term(hi[l], h_jl)` for the columns j = `first`..bp (`first` a
+/// multiple of [`LANES`]); the padding columns get the logit against a zero row.
+#[inline(always)]
+pub(crate) fn logits_from<F: Real, K: Term<F>>(
+    kappa: F,
+    hi: &[F],
+    p: &Packed<F>,
+    first: usize,
+    out: &mut [F],
+) {
     let bp = p.bp;
-    debug_assert_eq!(out.len(), bp);
+    debug_assert_eq!(out.len(), bp - first);
     for (jc, o) in out.chunks_exact_mut(LANES).enumerate() {
-        let base = jc * LANES;
+        let base = first + jc * LANES;
         let mut acc = [F::zero(); LANES];
         for (l, &x) in hi.iter().enumerate() {
             let start = l * bp + base;
@@ -172,9 +207,6 @@ fn logits_row<F: Real, K: Term<F>>(kappa: F, hi: &[F], p: &Packed<F>, out: &mut 
         for (o, &a) in o.iter_mut().zip(&acc) {
             *o = kappa * a;
         }
-    }
-    for o in &mut out[p.b..] {
-        *o = F::neg_infinity();
     }
 }
 
@@ -283,15 +315,15 @@ macro_rules! multiversion {
     ($name:ident, $avx2:ident, $avx512:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
         fn $name<F: Real, K: Term<F>>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            match isa() {
+            match $crate::kernel::isa() {
                 // SAFETY: the CPU supports AVX-512F, the only feature `$avx512` enables.
-                Isa::Avx512 => return unsafe { $avx512::<F, K>($($arg),*) },
+                $crate::kernel::Isa::Avx512 => return unsafe { $avx512::<F, K>($($arg),*) },
                 // SAFETY: the CPU supports AVX2, the only feature `$avx2` enables.
-                Isa::Avx2 => return unsafe { $avx2::<F, K>($($arg),*) },
-                Isa::Portable => {}
+                $crate::kernel::Isa::Avx2 => return unsafe { $avx2::<F, K>($($arg),*) },
+                $crate::kernel::Isa::Portable => {}
             }
             #[cfg(test)]
-            tests::ran(Isa::Portable);
+            $crate::kernel::tests::ran($crate::kernel::Isa::Portable);
             $body::<F, K>($($arg),*)
         }
 
@@ -299,7 +331,7 @@ macro_rules! multiversion {
         #[target_feature(enable = "avx2")]
         unsafe fn $avx2<F: Real, K: Term<F>>($($arg: $ty),*) {
             #[cfg(test)]
-            tests::ran(Isa::Avx2);
+            $crate::kernel::tests::ran($crate::kernel::Isa::Avx2);
             $body::<F, K>($($arg),*)
         }
 
@@ -307,11 +339,13 @@ macro_rules! multiversion {
         #[target_feature(enable = "avx512f")]
         unsafe fn $avx512<F: Real, K: Term<F>>($($arg: $ty),*) {
             #[cfg(test)]
-            tests::ran(Isa::Avx512);
+            $crate::kernel::tests::ran($crate::kernel::Isa::Avx512);
             $body::<F, K>($($arg),*)
         }
     };
 }
+
+pub(crate) mod cached;
 
 /// The InfoNCE family: per row, logits s_ij = κ·Σ_l term(h_il, h_jl) against every anchor
 /// (optionally without j = i) and a positive logit q_i = κ·Σ_l term(h_il, h̃_il);
@@ -397,12 +431,26 @@ fn infonce_pass2_body<F: Real, K: Term<F>>(
         } else {
             F::zero()
         };
-        let a = (pi - F::one()) * kappa;
-        let htk = &cx.ht[k * d..(k + 1) * d];
-        for ((gl, gtl), (&x, &y)) in g.iter_mut().zip(gtil.iter_mut()).zip(hk.iter().zip(htk)) {
-            *gl = (*gl + a * K::dterm(x, y)) * inv_b;
-            *gtl = a * K::dterm(y, x) * inv_b;
-        }
+        finish_row::<F, K>((kappa, inv_b, pi), hk, &cx.ht[k * d..(k + 1) * d], g, gtil);
+    }
+}
+
+/// Finishes gradient row k of an InfoNCE. On entry `g` holds κ·Σ_j c_kj·∂s_kj/∂h_k; adds the
+/// positive's share (`pi`: the softmax weight of q_k in the normaliser, 0 when it is not
+/// there), scales by 1/B and writes the row of h̃'s gradient. `scale` is (κ, 1/B, pi).
+#[inline(always)]
+pub(crate) fn finish_row<F: Real, K: Term<F>>(
+    scale: (F, F, F),
+    hk: &[F],
+    htk: &[F],
+    g: &mut [F],
+    gtil: &mut [F],
+) {
+    let (kappa, inv_b, pi) = scale;
+    let a = (pi - F::one()) * kappa;
+    for ((gl, gtl), (&x, &y)) in g.iter_mut().zip(gtil.iter_mut()).zip(hk.iter().zip(htk)) {
+        *gl = (*gl + a * K::dterm(x, y)) * inv_b;
+        *gtl = a * K::dterm(y, x) * inv_b;
     }
 }
 
@@ -411,8 +459,46 @@ multiversion!(infonce_pass1, infonce_pass1_avx2, infonce_pass1_avx512, infonce_p
 multiversion!(infonce_pass2, infonce_pass2_avx2, infonce_pass2_avx512, infonce_pass2_body,
     (cx: &InfoNceCtx<'_, F>, first: usize, gh: &mut [F], gt: &mut [F]));
 
+/// Positive logits q_i = κ·Σ_l term(h_il, h̃_il) (row-local, cheap).
+fn positive_logits<F: Real, K: Term<F>>(kappa: F, p: &Packed<F>, ht: &[F]) -> Vec<F> {
+    let d = p.d;
+    (0..p.b)
+        .map(|i| {
+            let acc = p
+                .row(i)
+                .iter()
+                .zip(&ht[i * d..(i + 1) * d])
+                .fold(F::zero(), |a, (&x, &y)| a + K::term(x, y));
+            kappa * acc
+        })
+        .collect()
+}
+
+/// The loss and, when asked for, the row-major gradient buffers for h and h̃.
+pub(crate) type LossAndGrads<F> = (F, Option<(Vec<F>, Vec<F>)>);
+
+// Which InfoNCE engine `infonce` ran last on this thread (tests only).
+#[cfg(test)]
+thread_local! {
+    pub(crate) static LAST_ENGINE: std::cell::Cell<Option<Engine>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The two InfoNCE engines.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Cached,
+    TwoPass,
+}
+
 /// Loss (mean over rows), and when `grads` is given, writes its gradients with respect to h
 /// and h̃ into them. Shapes are checked by the caller.
+///
+/// Runs the cached engine ([`cached`]: one logit and one exponential per unordered pair,
+/// kept between the passes) and falls back to the two-pass engine when the cached one
+/// declines (a row whose normaliser would underflow under the common shift, or non-finite
+/// input); both compute the same loss to rounding (tested).
 pub(crate) fn infonce<F: Real, K: Term<F>>(
     spec: InfoNceSpec<F>,
     h: ArrayView2<'_, F>,
@@ -420,29 +506,48 @@ pub(crate) fn infonce<F: Real, K: Term<F>>(
     grads: Option<(ArrayViewMut2<'_, F>, ArrayViewMut2<'_, F>)>,
 ) -> F {
     let p = Packed::new(h);
-    let (b, d, bp) = (p.b, p.d, p.bp);
     let ht = to_rows(h_tilde);
+    let q = positive_logits::<F, K>(spec.kappa, &p, &ht);
+    let want = grads.is_some();
+    let (loss, bufs) = match cached::infonce_cached::<F, K>(spec, &p, &ht, &q, want) {
+        Some(out) => {
+            #[cfg(test)]
+            LAST_ENGINE.with(|e| e.set(Some(Engine::Cached)));
+            out
+        }
+        None => {
+            #[cfg(test)]
+            LAST_ENGINE.with(|e| e.set(Some(Engine::TwoPass)));
+            infonce_two_pass::<F, K>(spec, &p, &ht, &q, want)
+        }
+    };
+    if let (Some((grad_h, grad_h_tilde)), Some((gh, gt))) = (grads, bufs) {
+        write_rows(&gh, grad_h);
+        write_rows(&gt, grad_h_tilde);
+    }
+    loss
+}
 
-    // Positive logits (row-local, cheap).
-    let q: Vec<F> = (0..b)
-        .map(|i| {
-            let acc = p
-                .row(i)
-                .iter()
-                .zip(&ht[i * d..(i + 1) * d])
-                .fold(F::zero(), |a, (&x, &y)| a + K::term(x, y));
-            spec.kappa * acc
-        })
-        .collect();
+/// The two-pass engine: pass 1 computes each row's logsumexp with its own running max, pass 2
+/// recomputes the logits and accumulates the gradients. Exact for any finite input; three
+/// exponentials and two logits per ordered pair.
+pub(crate) fn infonce_two_pass<F: Real, K: Term<F>>(
+    spec: InfoNceSpec<F>,
+    p: &Packed<F>,
+    ht: &[F],
+    q: &[F],
+    want_grads: bool,
+) -> LossAndGrads<F> {
+    let (b, d, bp) = (p.b, p.d, p.bp);
 
     // Pass 1: the row logsumexps L_i (zero padded up to bp).
     let mut lse = vec![F::zero(); bp];
     {
         let cx = InfoNceCtx {
             spec,
-            p: &p,
-            ht: &ht,
-            q: &q,
+            p,
+            ht,
+            q,
             lse: &[],
         };
         lse[..b]
@@ -456,9 +561,9 @@ pub(crate) fn infonce<F: Real, K: Term<F>>(
         .sum();
     let loss = F::from_f64(total / b as f64);
 
-    let Some((grad_h, grad_h_tilde)) = grads else {
-        return loss;
-    };
+    if !want_grads {
+        return (loss, None);
+    }
 
     // Pass 2: recompute the logits, weight them by both rows' softmaxes and accumulate.
     let mut gh = vec![F::zero(); b * d];
@@ -466,9 +571,9 @@ pub(crate) fn infonce<F: Real, K: Term<F>>(
     if d > 0 {
         let cx = InfoNceCtx {
             spec,
-            p: &p,
-            ht: &ht,
-            q: &q,
+            p,
+            ht,
+            q,
             lse: &lse,
         };
         gh.par_chunks_mut(BLOCK_ROWS * d)
@@ -478,9 +583,7 @@ pub(crate) fn infonce<F: Real, K: Term<F>>(
                 infonce_pass2::<F, K>(&cx, blk * BLOCK_ROWS, gh_blk, gt_blk)
             });
     }
-    write_rows(&gh, grad_h);
-    write_rows(&gt, grad_h_tilde);
-    loss
+    (loss, Some((gh, gt)))
 }
 
 /// Pass 1 of the uniformity on rows `first..`: each row's max logit over j ≠ i and its sum of
@@ -645,6 +748,24 @@ mod tests {
             run!(L1<F>);
             run!(L2<F>);
             run!(L3<F>);
+            // The two-pass engine (the cached engine's fallback) on its own.
+            macro_rules! run_two_pass {
+                ($k:ty) => {{
+                    let p = Packed::new(h.view());
+                    let htr = to_rows(ht.view());
+                    let q = positive_logits::<F, $k>(spec.kappa, &p, &htr);
+                    let (v, bufs) = infonce_two_pass::<F, $k>(spec, &p, &htr, &q, true);
+                    let (g, gt) = bufs.expect("gradients asked for");
+                    let shape = (b, d);
+                    push(
+                        v,
+                        &Array2::from_shape_vec(shape, g).expect("B×d"),
+                        &Array2::from_shape_vec(shape, gt).expect("B×d"),
+                    );
+                }};
+            }
+            run_two_pass!(Dot<F>);
+            run_two_pass!(L3<F>);
         }
         let mut g = Array2::zeros((b, d));
         let v = uniformity(

@@ -1,0 +1,646 @@
+//! The cached InfoNCE engine: one logit and one exponential per unordered pair, kept between
+//! the passes.
+//!
+//! The logits s_ij = κ·Σ_l term(h_il, h_jl) are symmetric, so the engine evaluates them once
+//! per unordered pair and stores E_ij = exp(s_ij − c) with **one shift c for the whole batch**,
+//! an upper bound on every logit ([`Term::logit_bound`]: |κ|·max‖h‖² for the dot product by
+//! Cauchy–Schwarz, 0 for the distance terms with κ ≤ 0). With a common shift,
+//! softmax_k(j) = E_kj / Z_k and softmax_j(k) = E_kj / Z_j share the exponential, and the
+//! gradient coefficient of pass 2 is c_kj = E_kj·(1/Z_k + 1/Z_j).
+//!
+//! Storage is the upper triangle in 32×32 tiles: row block I keeps the columns from 32·I on
+//! (its diagonal tile whole), about B²/2 floats, reused between calls on the calling thread.
+//!
+//! * Pass A (rayon over row blocks): logits and exponentials of the stored tiles, each row's
+//!   sum over its stored columns and each later tile's column sums.
+//! * Reduce (sequential): Z_k = Σ_j E_kj (+ exp(q_k − c) when the positive is in the
+//!   normaliser), from the row's own part and the earlier blocks' column sums in a fixed order.
+//! * Pass B (rayon over row blocks): gradient rows, Σ_j c_kj·∂s_kj/∂h_k, from the row's stored
+//!   part (contiguous) and the earlier blocks' tiles read column-wise.
+//!
+//! Every sum runs in an order fixed by the batch size alone, so the results are bit-identical
+//! for every thread count and for the portable, AVX2 and AVX-512 builds.
+//!
+//! **When it declines.** A common shift loses precision for a row whose logits all lie far
+//! below c (possible only without the self term, or with very unequal norms): the engine
+//! returns `None` when any Z_k is below e^−60 (f32; e^−650 for f64) or is not finite, and the
+//! caller runs the two-pass engine, which shifts each row by its own max. Above that floor the
+//! terms lost to underflow (each below e^−87 relative to c) weigh at most B·e^−27 ≈ 2·10⁻⁸ of
+//! Z_k at B = 8,192 for f32, below its rounding.
+
+use super::{finish_row, logits_from, sum_lanes, InfoNceSpec, LossAndGrads, Packed, Term, LANES};
+use crate::Real;
+use rayon::prelude::*;
+use std::any::Any;
+use std::cell::RefCell;
+
+/// Rows per block and the width of a tile (one lane group).
+const TILE: usize = LANES;
+
+/// Where row block I's stored columns live in the triangle buffer.
+struct Layout {
+    b: usize,
+    bp: usize,
+    /// Number of row blocks.
+    nb: usize,
+    /// Offset of each block's first row in the buffer (nb + 1 entries; the last is the total).
+    offsets: Vec<usize>,
+}
+
+impl Layout {
+    fn new(b: usize, bp: usize) -> Self {
+        let nb = b.div_ceil(TILE);
+        let mut offsets = Vec::with_capacity(nb + 1);
+        let mut at = 0;
+        offsets.push(0);
+        for blk in 0..nb {
+            at += (b - blk * TILE).min(TILE) * (bp - blk * TILE);
+            offsets.push(at);
+        }
+        Layout { b, bp, nb, offsets }
+    }
+
+    /// Stored columns per row of block `blk` (columns 32·blk .. bp).
+    fn len(&self, blk: usize) -> usize {
+        self.bp - blk * TILE
+    }
+
+    fn rows(&self, blk: usize) -> usize {
+        (self.b - blk * TILE).min(TILE)
+    }
+}
+
+/// What pass A reads.
+struct PassA<'a, F> {
+    kappa: F,
+    shift: F,
+    exclude_self: bool,
+    p: &'a Packed<F>,
+}
+
+/// Pass A on row block `blk`: its stored exponentials `a`, each row's sum over them
+/// (`rowpart`, one per row) and the column sums of every later tile (`colsum`, TILE per block,
+/// indexed by the later block).
+#[inline(always)]
+fn pass_a_body<F: Real, K: Term<F>>(
+    cx: &PassA<'_, F>,
+    blk: usize,
+    a: &mut [F],
+    rowpart: &mut [F],
+    colsum: &mut [F],
+) {
+    let p = cx.p;
+    let (b, bp) = (p.b, p.bp);
+    let first_col = blk * TILE;
+    let len = bp - first_col;
+    for (r, (seg, part)) in a.chunks_exact_mut(len).zip(rowpart.iter_mut()).enumerate() {
+        let i = first_col + r;
+        logits_from::<F, K>(cx.kappa, p.row(i), p, first_col, seg);
+        for o in seg.iter_mut() {
+            *o = F::fast_exp(*o - cx.shift);
+        }
+        // The padding columns contribute exact zeros.
+        for o in &mut seg[b - first_col..] {
+            *o = F::zero();
+        }
+        if cx.exclude_self {
+            seg[i - first_col] = F::zero();
+        }
+        let mut acc = [F::zero(); LANES];
+        for ch in seg.chunks_exact(LANES) {
+            for (a, &v) in acc.iter_mut().zip(ch) {
+                *a = *a + v;
+            }
+        }
+        *part = sum_lanes(&acc);
+    }
+    let rows = rowpart.len();
+    for (later, out) in colsum.chunks_exact_mut(TILE).enumerate().skip(blk + 1) {
+        let off = (later - blk) * TILE;
+        let mut acc = [F::zero(); TILE];
+        for seg in a.chunks_exact(len).take(rows) {
+            for (a, &v) in acc.iter_mut().zip(&seg[off..off + TILE]) {
+                *a = *a + v;
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+/// What pass B reads.
+struct PassB<'a, F> {
+    spec: InfoNceSpec<F>,
+    p: &'a Packed<F>,
+    layout: &'a Layout,
+    /// The triangle buffer.
+    a: &'a [F],
+    /// h̃, row-major B×d.
+    ht: &'a [F],
+    /// exp(q_k − c) (empty when the positive is not in the normaliser).
+    pos: &'a [F],
+    /// 1/Z_k, zero padded to bp.
+    inv_z: &'a [F],
+}
+
+/// Per-task scratch of pass B.
+struct Scratch<F> {
+    /// Coefficients of one row's stored part.
+    coef: Vec<F>,
+    /// Lane accumulators of the row part, d·LANES.
+    lanes: Vec<F>,
+    /// Accumulators of the column part, d·TILE (coordinate-major).
+    colacc: Vec<F>,
+    /// Coefficients of one earlier tile, TILE×TILE.
+    tile: Vec<F>,
+}
+
+/// Pass B on row block `blk`: the gradient rows with respect to h (`gh`) and h̃ (`gt`).
+#[inline(always)]
+fn pass_b_body<F: Real, K: Term<F>>(
+    cx: &PassB<'_, F>,
+    blk: usize,
+    gh: &mut [F],
+    gt: &mut [F],
+    scratch: &mut Scratch<F>,
+) {
+    let (p, spec, lay) = (cx.p, cx.spec, cx.layout);
+    let (b, d, bp) = (p.b, p.d, p.bp);
+    let kappa = spec.kappa;
+    let inv_b = F::one() / F::from_f64(b as f64);
+    let first_col = blk * TILE;
+    let len = lay.len(blk);
+    let inv_z = cx.inv_z;
+
+    // Column part: Σ over the rows j of earlier blocks of E_jk·(1/Z_k + 1/Z_j)·∂s_kj/∂h_k,
+    // vectorised over the block's TILE columns k.
+    let colacc = &mut scratch.colacc;
+    colacc.iter_mut().for_each(|v| *v = F::zero());
+    let zk: &[F; TILE] = inv_z[first_col..first_col + TILE]
+        .try_into()
+        .expect("TILE-wide slice");
+    // One earlier tile at a time: its coefficients w[rj][t] = E_jk·(1/Z_k + 1/Z_j), then per
+    // coordinate a TILE-wide accumulator that stays in registers while the tile's rows stream.
+    let w = &mut scratch.tile;
+    for earlier in 0..blk {
+        let earlier_len = lay.len(earlier);
+        let off = first_col - earlier * TILE;
+        let tile_rows = &cx.a[lay.offsets[earlier]..lay.offsets[earlier + 1]];
+        let j0 = earlier * TILE;
+        for ((wr, seg), &zj) in w
+            .chunks_exact_mut(TILE)
+            .zip(tile_rows.chunks_exact(earlier_len))
+            .zip(&inv_z[j0..j0 + TILE])
+        {
+            let wr: &mut [F; TILE] = wr.try_into().expect("TILE-wide slice");
+            let e: &[F; TILE] = seg[off..off + TILE].try_into().expect("TILE-wide slice");
+            for t in 0..TILE {
+                wr[t] = e[t] * (zk[t] + zj);
+            }
+        }
+        for (l, acc_out) in colacc.chunks_exact_mut(TILE).enumerate() {
+            let xs: &[F; TILE] = p.cols[l * bp + first_col..l * bp + first_col + TILE]
+                .try_into()
+                .expect("TILE-wide slice");
+            let ys = &p.cols[l * bp + j0..l * bp + j0 + TILE];
+            let mut acc: [F; TILE] = acc_out.try_into().expect("TILE-wide slice");
+            for (wr, &y) in w.chunks_exact(TILE).zip(ys) {
+                for ((a, &wt), &x) in acc.iter_mut().zip(wr).zip(xs) {
+                    *a = *a + wt * K::dterm(x, y);
+                }
+            }
+            acc_out.copy_from_slice(&acc);
+        }
+    }
+
+    // Row part and the positive, row by row.
+    let own = &cx.a[lay.offsets[blk]..lay.offsets[blk + 1]];
+    for (r, ((g, gtil), seg)) in gh
+        .chunks_exact_mut(d)
+        .zip(gt.chunks_exact_mut(d))
+        .zip(own.chunks_exact(len))
+        .enumerate()
+    {
+        let k = first_col + r;
+        let hk = p.row(k);
+        let zk = inv_z[k];
+        for ((c, &e), &zj) in scratch.coef.iter_mut().zip(seg).zip(&inv_z[first_col..]) {
+            *c = e * (zk + zj);
+        }
+        let coef = &scratch.coef[..len];
+        for (l, (&x, buf)) in hk
+            .iter()
+            .zip(scratch.lanes.chunks_exact_mut(LANES))
+            .enumerate()
+        {
+            let col = &p.cols[l * bp + first_col..(l + 1) * bp];
+            let mut acc = [F::zero(); LANES];
+            for (cc, hh) in coef.chunks_exact(LANES).zip(col.chunks_exact(LANES)) {
+                for ((a, &cj), &y) in acc.iter_mut().zip(cc).zip(hh) {
+                    *a = *a + cj * K::dterm(x, y);
+                }
+            }
+            buf.copy_from_slice(&acc);
+        }
+        for (l, (gl, buf)) in g
+            .iter_mut()
+            .zip(scratch.lanes.chunks_exact(LANES))
+            .enumerate()
+        {
+            let row = sum_lanes(buf.try_into().expect("LANES-wide"));
+            *gl = kappa * (row + colacc[l * TILE + r]);
+        }
+        let pi = if spec.include_pos {
+            cx.pos[k] * zk
+        } else {
+            F::zero()
+        };
+        finish_row::<F, K>((kappa, inv_b, pi), hk, &cx.ht[k * d..(k + 1) * d], g, gtil);
+    }
+}
+
+multiversion!(pass_a, pass_a_avx2, pass_a_avx512, pass_a_body,
+    (cx: &PassA<'_, F>, blk: usize, a: &mut [F], rowpart: &mut [F], colsum: &mut [F]));
+multiversion!(pass_b, pass_b_avx2, pass_b_avx512, pass_b_body,
+    (cx: &PassB<'_, F>, blk: usize, gh: &mut [F], gt: &mut [F], scratch: &mut Scratch<F>));
+
+/// The smallest normaliser Z_k (relative to the common shift) the engine accepts.
+fn floor<F: Real>() -> F {
+    if std::mem::size_of::<F>() == 4 {
+        F::from_f64((-60.0f64).exp())
+    } else {
+        F::from_f64((-650.0f64).exp())
+    }
+}
+
+thread_local! {
+    static POOL32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static POOL64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `n` elements (contents unspecified), reusing this thread's last one.
+fn take_buffer<F: Real>(n: usize) -> Vec<F> {
+    let mut out: Vec<F> = Vec::new();
+    let any = &mut out as &mut dyn Any;
+    if let Some(v) = any.downcast_mut::<Vec<f32>>() {
+        *v = POOL32.with(|p| p.take());
+    } else if let Some(v) = any.downcast_mut::<Vec<f64>>() {
+        *v = POOL64.with(|p| p.take());
+    }
+    out.resize(n, F::zero());
+    out
+}
+
+/// Returns a buffer from [`take_buffer`] to this thread's pool.
+fn give_back<F: Real>(buf: Vec<F>) {
+    let mut buf = Some(buf);
+    let any = &mut buf as &mut dyn Any;
+    if let Some(v) = any.downcast_mut::<Option<Vec<f32>>>() {
+        let v = v.take().expect("set above");
+        POOL32.with(|p| *p.borrow_mut() = v);
+    } else if let Some(v) = any.downcast_mut::<Option<Vec<f64>>>() {
+        let v = v.take().expect("set above");
+        POOL64.with(|p| *p.borrow_mut() = v);
+    }
+}
+
+/// The cached engine; `None` when it declines (see the module docs) and the caller should run
+/// the two-pass engine.
+pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
+    spec: InfoNceSpec<F>,
+    p: &Packed<F>,
+    ht: &[F],
+    q: &[F],
+    want_grads: bool,
+) -> Option<LossAndGrads<F>> {
+    let (b, d, bp) = (p.b, p.d, p.bp);
+    let sq_norm = |row: &[F]| row.iter().fold(F::zero(), |a, &x| a + x * x);
+    let max_sq = p
+        .rows
+        .chunks_exact(d.max(1))
+        .chain(ht.chunks_exact(d.max(1)))
+        .map(sq_norm)
+        .fold(F::zero(), |m, v| if v > m { v } else { m });
+    let shift = K::logit_bound(spec.kappa, max_sq);
+    if !shift.is_finite() || b == 0 {
+        return None;
+    }
+
+    let layout = Layout::new(b, bp);
+    let nb = layout.nb;
+    let mut a = take_buffer::<F>(layout.offsets[nb]);
+    let mut rowpart = vec![F::zero(); b];
+    let mut colsum = vec![F::zero(); nb * nb * TILE];
+    {
+        let cx = PassA {
+            kappa: spec.kappa,
+            shift,
+            exclude_self: spec.exclude_self,
+            p,
+        };
+        let mut blocks = Vec::with_capacity(nb);
+        let mut rest = &mut a[..];
+        for blk in 0..nb {
+            let (head, tail) = rest.split_at_mut(layout.rows(blk) * layout.len(blk));
+            blocks.push(head);
+            rest = tail;
+        }
+        blocks
+            .into_par_iter()
+            .zip(rowpart.par_chunks_mut(TILE))
+            .zip(colsum.par_chunks_mut(nb * TILE))
+            .enumerate()
+            .for_each(|(blk, ((a, part), cols))| pass_a::<F, K>(&cx, blk, a, part, cols));
+    }
+
+    // Z_k from the row's own part and the earlier blocks' column sums, in block order.
+    let pos: Vec<F> = if spec.include_pos {
+        q.iter().map(|&qk| F::fast_exp(qk - shift)).collect()
+    } else {
+        Vec::new()
+    };
+    let lowest = floor::<F>();
+    let mut inv_z = vec![F::zero(); bp];
+    let mut total = 0.0f64;
+    for k in 0..b {
+        let (blk, t) = (k / TILE, k % TILE);
+        let mut z = rowpart[k];
+        for earlier in 0..blk {
+            z = z + colsum[(earlier * nb + blk) * TILE + t];
+        }
+        if spec.include_pos {
+            z = z + pos[k];
+        }
+        // Also rejects NaN.
+        if !(z.is_finite() && z >= lowest) {
+            give_back(a);
+            return None;
+        }
+        inv_z[k] = F::one() / z;
+        let lse = shift + z.ln();
+        total += (lse - q[k] - spec.offset).to_f64_lossless();
+    }
+    let loss = F::from_f64(total / b as f64);
+    if !want_grads {
+        give_back(a);
+        return Some((loss, None));
+    }
+
+    let mut gh = vec![F::zero(); b * d];
+    let mut gt = vec![F::zero(); b * d];
+    if d > 0 {
+        let cx = PassB {
+            spec,
+            p,
+            layout: &layout,
+            a: &a,
+            ht,
+            pos: &pos,
+            inv_z: &inv_z,
+        };
+        gh.par_chunks_mut(TILE * d)
+            .zip(gt.par_chunks_mut(TILE * d))
+            .enumerate()
+            .for_each_init(
+                || Scratch {
+                    coef: vec![F::zero(); bp],
+                    lanes: vec![F::zero(); d * LANES],
+                    colacc: vec![F::zero(); d * TILE],
+                    tile: vec![F::zero(); TILE * TILE],
+                },
+                |scratch, (blk, (gh_blk, gt_blk))| {
+                    pass_b::<F, K>(&cx, blk, gh_blk, gt_blk, scratch)
+                },
+            );
+    }
+    give_back(a);
+    Some((loss, Some((gh, gt))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{infonce, infonce_two_pass, positive_logits, Dot, Engine, L1, L2, L3};
+    use super::super::{to_rows, LAST_ENGINE};
+    use super::*;
+    use ndarray::Array2;
+
+    fn input<F: Real>(b: usize, d: usize, phase: f64, unit: bool) -> Array2<F> {
+        let mut x = Array2::from_shape_fn((b, d), |(i, k)| {
+            ((i * d + k) as f64 * 0.7548 + phase).sin() * 1.3
+        });
+        if unit {
+            for mut row in x.rows_mut() {
+                let n = row.dot(&row).sqrt().max(1e-12);
+                row.mapv_inplace(|v| v / n);
+            }
+        }
+        x.mapv(F::from_f64)
+    }
+
+    /// Both engines on the same input: (loss, gh, gt) each, cached first.
+    fn both<F: Real, K: Term<F>>(
+        spec: InfoNceSpec<F>,
+        h: &Array2<F>,
+        ht: &Array2<F>,
+    ) -> Option<(LossAndGrads<F>, LossAndGrads<F>)> {
+        let p = Packed::new(h.view());
+        let htr = to_rows(ht.view());
+        let q = positive_logits::<F, K>(spec.kappa, &p, &htr);
+        let cached = infonce_cached::<F, K>(spec, &p, &htr, &q, true)?;
+        let two = infonce_two_pass::<F, K>(spec, &p, &htr, &q, true);
+        Some((cached, two))
+    }
+
+    fn max_abs(v: &[f64]) -> f64 {
+        v.iter().fold(0.0, |m, x| m.max(x.abs()))
+    }
+
+    fn check_close(cached: &LossAndGrads<f64>, two: &LossAndGrads<f64>, tol: f64, what: &str) {
+        let (lc, gc) = cached;
+        let (lt, gt) = two;
+        assert!(
+            (lc - lt).abs() <= tol * lt.abs().max(1.0),
+            "{what}: loss {lc} against {lt}"
+        );
+        let ((ghc, gtc), (ght, gtt)) = (gc.as_ref().unwrap(), gt.as_ref().unwrap());
+        for (c, t) in [(ghc, ght), (gtc, gtt)] {
+            let scale = max_abs(t).max(1e-300);
+            let err = c
+                .iter()
+                .zip(t.iter())
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= tol * scale,
+                "{what}: gradient error {err} at scale {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_two_pass_engine_in_f64() {
+        let mut ran = 0;
+        for (b, d) in [(1, 3), (7, 5), (32, 10), (33, 1), (70, 10), (100, 4)] {
+            let (h, ht) = (input::<f64>(b, d, 0.0, true), input::<f64>(b, d, 0.4, true));
+            for (exclude_self, include_pos) in
+                [(false, true), (true, true), (false, false), (true, false)]
+            {
+                for kappa in [1.0, 10.0, -0.8] {
+                    let spec = InfoNceSpec {
+                        kappa,
+                        exclude_self,
+                        include_pos,
+                        offset: 0.1,
+                    };
+                    let what = format!("dot b={b} d={d} κ={kappa} {exclude_self} {include_pos}");
+                    if let Some((c, t)) = both::<f64, Dot<f64>>(spec, &h, &ht) {
+                        check_close(&c, &t, 1e-12, &what);
+                        ran += 1;
+                    } else {
+                        // Only a single row without its self term has an empty normaliser.
+                        assert!(b == 1 && exclude_self && !include_pos, "{what} declined");
+                    }
+                }
+                for kappa in [-0.8, -5.0] {
+                    let spec = InfoNceSpec {
+                        kappa,
+                        exclude_self,
+                        include_pos,
+                        offset: 0.1,
+                    };
+                    for (name, out) in [
+                        ("l1", both::<f64, L1<f64>>(spec, &h, &ht)),
+                        ("l2", both::<f64, L2<f64>>(spec, &h, &ht)),
+                        ("l3", both::<f64, L3<f64>>(spec, &h, &ht)),
+                    ] {
+                        let what = format!("{name} b={b} d={d} κ={kappa} {exclude_self}");
+                        if let Some((c, t)) = out {
+                            check_close(&c, &t, 1e-12, &what);
+                            ran += 1;
+                        } else {
+                            assert!(b == 1 && exclude_self && !include_pos, "{what} declined");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(ran >= 200, "only {ran} comparisons ran");
+    }
+
+    #[test]
+    fn f32_agrees_with_the_exact_loss_at_the_fast_protocols_temperatures() {
+        // The common shift costs no precision where the logits span a few units (τ = 1) or
+        // the self term pins each row's max (τ = 0.01): f32 against the f64 two-pass engine.
+        let (b, d) = (300, 10);
+        let (h64, ht64) = (input::<f64>(b, d, 0.0, true), input::<f64>(b, d, 0.4, true));
+        let (h32, ht32) = (h64.mapv(|v| v as f32), ht64.mapv(|v| v as f32));
+        for kappa in [1.0, 100.0] {
+            let spec64 = InfoNceSpec {
+                kappa,
+                exclude_self: false,
+                include_pos: true,
+                offset: 0.0,
+            };
+            let spec32 = InfoNceSpec {
+                kappa: kappa as f32,
+                exclude_self: false,
+                include_pos: true,
+                offset: 0.0,
+            };
+            let (_, exact) = both::<f64, Dot<f64>>(spec64, &h64, &ht64).unwrap();
+            let (fast, _) = both::<f32, Dot<f32>>(spec32, &h32, &ht32).unwrap();
+            assert!(((fast.0 as f64) - exact.0).abs() <= 2e-6 * exact.0.abs().max(1.0));
+            let (gc, _) = fast.1.unwrap();
+            let (ge, _) = exact.1.unwrap();
+            let scale = max_abs(&ge);
+            let err = gc
+                .iter()
+                .zip(&ge)
+                .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
+            assert!(
+                err <= 1e-4 * scale,
+                "κ = {kappa}: gradient error {err} at {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn declines_when_a_normaliser_would_underflow_and_the_result_is_the_two_pass_one() {
+        // Without the self term at τ = 0.0005, a row's best negative lies far below the bound
+        // 1/τ: Z under the common shift is below e^-60, so the engine declines.
+        let (b, d) = (64, 10);
+        // Scattered points (splitmix64 hashes), so that no two rows nearly coincide.
+        let hash = |x: u64| {
+            let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let points = |view: u64| {
+            Array2::from_shape_fn((b, d), |(i, k)| hash(view * 1_000_000 + (i * d + k) as u64))
+        };
+        let (mut h, mut ht): (Array2<f32>, Array2<f32>) = (points(0), points(1));
+        for x in [&mut h, &mut ht] {
+            for mut row in x.rows_mut() {
+                let n = row.dot(&row).sqrt();
+                row.mapv_inplace(|v| v / n);
+            }
+        }
+        let spec = InfoNceSpec {
+            kappa: 2000.0f32,
+            exclude_self: true,
+            include_pos: false,
+            offset: 0.0,
+        };
+        assert!(both::<f32, Dot<f32>>(spec, &h, &ht).is_none());
+        let (mut g, mut gt) = (Array2::zeros((b, d)), Array2::zeros((b, d)));
+        let v = infonce::<f32, Dot<f32>>(
+            spec,
+            h.view(),
+            ht.view(),
+            Some((g.view_mut(), gt.view_mut())),
+        );
+        assert_eq!(LAST_ENGINE.with(|e| e.get()), Some(Engine::TwoPass));
+        assert!(v.is_finite());
+        let p = Packed::new(h.view());
+        let htr = to_rows(ht.view());
+        let q = positive_logits::<f32, Dot<f32>>(spec.kappa, &p, &htr);
+        let (v2, bufs) = infonce_two_pass::<f32, Dot<f32>>(spec, &p, &htr, &q, true);
+        assert_eq!(v.to_bits(), v2.to_bits());
+        assert_eq!(g.as_slice().unwrap(), &bufs.unwrap().0[..]);
+        // With the self term the same batch stays on the cached engine.
+        let keep = InfoNceSpec {
+            exclude_self: false,
+            ..spec
+        };
+        let _ = infonce::<f32, Dot<f32>>(keep, h.view(), ht.view(), None);
+        assert_eq!(LAST_ENGINE.with(|e| e.get()), Some(Engine::Cached));
+    }
+
+    #[test]
+    fn non_finite_input_falls_back_and_propagates() {
+        let (b, d) = (40, 4);
+        let (mut h, ht) = (input::<f32>(b, d, 0.0, true), input::<f32>(b, d, 0.4, true));
+        h[[3, 1]] = f32::NAN;
+        let spec = InfoNceSpec {
+            kappa: 1.0f32,
+            exclude_self: false,
+            include_pos: true,
+            offset: 0.0,
+        };
+        let v = infonce::<f32, Dot<f32>>(spec, h.view(), ht.view(), None);
+        assert_eq!(LAST_ENGINE.with(|e| e.get()), Some(Engine::TwoPass));
+        assert!(v.is_nan());
+    }
+
+    #[test]
+    fn the_buffer_pool_is_reused_and_sized() {
+        let a = take_buffer::<f32>(1000);
+        assert_eq!(a.len(), 1000);
+        let cap = a.capacity();
+        give_back(a);
+        let b = take_buffer::<f32>(10);
+        assert_eq!((b.len(), b.capacity()), (10, cap));
+        give_back(b);
+        // The f64 pool is separate.
+        assert_eq!(take_buffer::<f64>(3).len(), 3);
+    }
+}
