@@ -18,7 +18,7 @@
 //! normalization = { kind = "sphere", radius = 1.0 }  # | none | learnable_sphere (init_radius) | box (init_bound)
 //! [loss]                    # kind = "sphere" (tau, self_term) | "lp" (p, tau, form, self_term)
 //! kind = "sphere"           #   | "align_uniform" (alpha, t, lambda, on); negatives, symmetric
-//! [train]                   # steps, batch, lr, warmup_steps, schedule, final_lr_fraction, …
+//! [train]                   # steps, batch, lr, warmup_steps, schedule (constant | cosine | wsd), final_lr_fraction, decay_fraction, …
 //! [eval]                    # samples, final_batches, supervised, supervised_steps, supervised_lr
 //! ```
 //!
@@ -195,6 +195,20 @@ impl TrainConfig {
                 "train.final_lr_fraction",
                 format!("must lie in [0, 1], got {}", t.final_lr_fraction),
             ));
+        }
+        if let Some(f) = t.decay_fraction {
+            if t.schedule != ScheduleKind::Wsd {
+                return Err(invalid(
+                    "train.decay_fraction",
+                    "applies only to schedule = \"wsd\"",
+                ));
+            }
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(invalid(
+                    "train.decay_fraction",
+                    format!("must lie in (0, 1], got {f}"),
+                ));
+            }
         }
         if t.log_every == 0 {
             return Err(invalid("train.log_every", "must be at least 1"));

@@ -1,4 +1,5 @@
-//! The learning-rate schedule: linear warm-up, then constant or cosine decay.
+//! The learning-rate schedule: linear warm-up, then constant, cosine decay, or
+//! warm-up–stable–decay (constant at the peak, then a linear decay over the phase's end).
 
 use super::TrainSection;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,14 @@ pub enum ScheduleKind {
     Constant,
     /// Cosine decay from the peak to `peak · final_lr_fraction` after warm-up.
     Cosine,
+    /// Warm-up–stable–decay: the peak until the last `train.decay_fraction` of the steps
+    /// after warm-up, then a linear decay to `peak · final_lr_fraction` at the last step.
+    Wsd,
 }
+
+/// The share of a phase's post-warm-up steps over which [`ScheduleKind::Wsd`] decays when
+/// `train.decay_fraction` is not set.
+pub const DEFAULT_DECAY_FRACTION: f64 = 0.2;
 
 impl TrainSection {
     /// The learning rate at (1-based) step `step` of a phase of `total` steps whose peak
@@ -30,6 +38,17 @@ impl TrainSection {
                 let t = (step.saturating_sub(warmup)) as f64 / span;
                 let floor = peak * self.final_lr_fraction;
                 floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+            ScheduleKind::Wsd => {
+                let span = total.saturating_sub(warmup) as f64;
+                let fraction = self.decay_fraction.unwrap_or(DEFAULT_DECAY_FRACTION);
+                let decay = (span * fraction).max(1.0);
+                let into = step.saturating_sub(warmup) as f64 - (span - decay);
+                if into <= 0.0 {
+                    return peak;
+                }
+                let floor = peak * self.final_lr_fraction;
+                peak + (floor - peak) * (into / decay).min(1.0)
             }
         }
     }
@@ -62,6 +81,25 @@ mod tests {
         assert!((lr(2000) - 0.1).abs() < 1e-12);
         assert!((t.lr_with_peak(2.0, 550, 1000) - 1.1).abs() < 1e-12);
         assert!((t.lr_with_peak(2.0, 50, 1000) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn wsd_holds_the_peak_then_decays_linearly_to_the_floor() {
+        let mut t = section(ScheduleKind::Wsd);
+        // 900 steps after warm-up; the default decays over the last 180.
+        let lr = |t: &TrainSection, step| t.lr_with_peak(1.0, step, 1000);
+        assert!((lr(&t, 50) - 0.5).abs() < 1e-12);
+        assert_eq!(lr(&t, 100), 1.0);
+        assert_eq!(lr(&t, 820), 1.0);
+        assert!((lr(&t, 910) - 0.55).abs() < 1e-12);
+        assert!((lr(&t, 1000) - 0.1).abs() < 1e-12);
+        assert!((lr(&t, 2000) - 0.1).abs() < 1e-12);
+        t.decay_fraction = Some(0.5);
+        assert_eq!(lr(&t, 550), 1.0);
+        assert!((lr(&t, 775) - 0.55).abs() < 1e-12);
+        // Over the whole phase: a straight line from the end of warm-up.
+        t.decay_fraction = Some(1.0);
+        assert!((lr(&t, 550) - 0.55).abs() < 1e-12);
     }
 
     #[test]

@@ -454,8 +454,12 @@ pub struct TrainSection {
     pub warmup_steps: u64,
     /// Schedule after warm-up.
     pub schedule: super::ScheduleKind,
-    /// Final learning rate as a fraction of `lr` (cosine schedule).
+    /// Final learning rate as a fraction of `lr` (cosine and wsd schedules).
     pub final_lr_fraction: f64,
+    /// The share of the post-warm-up steps over which the wsd schedule decays (in (0, 1];
+    /// absent: [`super::schedule::DEFAULT_DECAY_FRACTION`]). Only with `schedule = "wsd"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decay_fraction: Option<f64>,
     /// Log loss and scores every this many steps.
     pub log_every: u64,
     /// Write a checkpoint every this many steps (0 = only when a phase ends or the run is
@@ -472,6 +476,7 @@ impl Default for TrainSection {
             warmup_steps: 100,
             schedule: super::ScheduleKind::Cosine,
             final_lr_fraction: 0.01,
+            decay_fraction: None,
             log_every: 1000,
             checkpoint_every: 1000,
         }

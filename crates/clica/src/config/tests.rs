@@ -309,6 +309,10 @@ fn rejections_name_the_field() {
         ("", &["train.batch=0"], &["train.batch"]),
         ("", &["train.lr=-1"], &["train.lr"]),
         ("", &["eval.supervised_lr=0"], &["eval.supervised_lr"]),
+        ("", &["train.decay_fraction=0.3"], &["train.decay_fraction", "wsd"]),
+        ("", &["train.schedule=\"wsd\"", "train.decay_fraction=0"], &["train.decay_fraction", "(0, 1]"]),
+        ("", &["train.schedule=\"wsd\"", "train.decay_fraction=1.5"], &["train.decay_fraction"]),
+        ("", &["train.schedule=\"linear\""], &["train.schedule"]),
         // Malformed input.
         ("", &["nonsense"], &["key=value"]),
         ("", &["data..dim=3"], &["empty key"]),
@@ -709,4 +713,16 @@ fn the_components_are_the_ones_the_keys_name() {
     let t = c.to_toml();
     assert!(t.contains("activation = \"leaky_relu(0.1)\""), "{t}");
     assert_eq!(parse(&t, &[]).unwrap(), c);
+}
+
+#[test]
+fn the_wsd_schedule_and_its_decay_fraction_are_settable_and_absent_when_unset() {
+    let c = parse("", &["train.schedule=\"wsd\"", "train.decay_fraction=0.4"]).unwrap();
+    assert_eq!(c.train.schedule, ScheduleKind::Wsd);
+    assert_eq!(c.train.decay_fraction, Some(0.4));
+    assert!(c.validate().is_ok());
+    assert!(c.to_toml().contains("decay_fraction = 0.4"));
+    assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
+    let plain = parse("", &[]).unwrap();
+    assert!(!plain.to_toml().contains("decay_fraction"));
 }
