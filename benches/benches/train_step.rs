@@ -1,5 +1,6 @@
-//! One contrastive training step of the paper's encoder (n = 10: 10-100-500-500-500-500-100-10)
-//! and each loss kernel alone, at batch 512, 2048 and 6144.
+//! One contrastive training step of the paper's encoder (n = 10: 10-100-500-500-500-500-100-10),
+//! one step of the fast protocol on Table 1 row 1 (10-100-100-100-10, symmetric sphere
+//! InfoNCE) and each loss kernel alone, at batch 512, 2048 and 6144.
 //!
 //! Run: `cargo bench -p clica-benches --bench train_step`
 //! Compare: `benches/pytorch/step.py` (the reference-style PyTorch step), see docs/performance.md.
@@ -82,6 +83,34 @@ fn step(c: &mut Criterion) {
     group.finish();
 }
 
+/// The fast protocol's step on Table 1 row 1, as `cargo xtask reproduce` runs it: the
+/// 10n-10n-10n encoder on the sphere, the symmetric sphere InfoNCE (τ = 1), Adam, B = 2048
+/// (and 512, 6144 for the shape of the curve).
+fn fast_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step_fast_protocol_n10");
+    group.sample_size(10);
+    let loss = Symmetric::new(SphereInfoNce::new(1.0, SelfTerm::Keep).unwrap());
+    for b in [512usize, 2048, 6144] {
+        let x = inputs(b);
+        let cfg = EncoderConfig::paper(N)
+            .with_hidden(vec![10 * N, 10 * N, 10 * N])
+            .with_normalization(Normalization::Sphere { radius: 1.0 });
+        let mut enc = MlpEncoder::new(cfg, &mut RunSeed::new(0).stream("encoder")).unwrap();
+        let mut grad = Array2::<f32>::zeros((2 * b, N));
+        group.bench_function(BenchmarkId::new("sphere_symmetric", b), |bench| {
+            bench.iter(|| {
+                let h = enc.forward_train(x.view());
+                let (ha, hp) = h.split_at(Axis(0), b);
+                let (ga, gp) = grad.view_mut().split_at(Axis(0), b);
+                let l = loss.loss_and_grad(ha, hp, ga, gp);
+                enc.backward_and_step(grad.view(), 1e-3);
+                l
+            })
+        });
+    }
+    group.finish();
+}
+
 fn kernels(c: &mut Criterion) {
     let mut group = c.benchmark_group("loss_kernel_d10");
     group.sample_size(10);
@@ -116,5 +145,5 @@ fn kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, kernels);
+criterion_group!(benches, step, fast_step, kernels);
 criterion_main!(benches);

@@ -7,6 +7,11 @@ two threads like the Rust benches:
     python3 -m venv .venv && .venv/bin/pip install torch numpy
     OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 .venv/bin/python benches/pytorch/step.py
 
+Kinds: the paper encoder forward + backward + Adam (`forward_backward`), its sphere and L1
+InfoNCE steps (`sphere`, `p1`), and clica's fast-protocol step on Table 1 row 1
+(`fast_symmetric`: 10n-10n-10n encoder, symmetric sphere InfoNCE). Arguments: batch sizes
+and kinds to run (default: 512 2048 6144, all kinds).
+
 Prints one JSON line per (loss, batch) with the median seconds per step.
 """
 import json
@@ -20,8 +25,8 @@ torch.set_num_threads(2)
 N = 10
 
 
-def encoder(n):
-    w = [n, 10 * n, 50 * n, 50 * n, 50 * n, 50 * n, 10 * n, n]
+def encoder(n, hidden=None):
+    w = [n] + (hidden or [10 * n, 50 * n, 50 * n, 50 * n, 50 * n, 10 * n]) + [n]
     layers = []
     for i in range(len(w) - 1):
         layers.append(torch.nn.Linear(w[i], w[i + 1]))
@@ -38,6 +43,17 @@ def sphere_loss(h, ht, tau=1.0):
     return (-pos + torch.logsumexp(sim, dim=1)).mean()
 
 
+def sphere_loss_symmetric(h, ht, tau=1.0):
+    # clica's fast protocol on Table 1 row 1: 1/2 [loss(h, ht) + loss(ht, h)], the negatives of
+    # each direction being that direction's anchors, written the way the reference writes one.
+    def one(a, p):
+        pos = (a * p).sum(-1) / tau
+        sim = torch.cat([a @ a.T / tau, pos[:, None]], dim=1)
+        return (-pos + torch.logsumexp(sim, dim=1)).mean()
+
+    return 0.5 * (one(h, ht) + one(ht, h))
+
+
 def lp_loss(h, ht, p=1, tau=1.0):
     neg = torch.roll(h, 1, 0)
     pos = -torch.pow(torch.norm(h - ht, p=p, dim=-1), p)
@@ -48,7 +64,7 @@ def lp_loss(h, ht, p=1, tau=1.0):
 
 def bench(kind, b, reps):
     torch.manual_seed(0)
-    f = encoder(N)
+    f = encoder(N, [10 * N] * 3 if kind == "fast_symmetric" else None)
     opt = torch.optim.Adam(f.parameters(), lr=1e-4)
     x = torch.randn(b, N)
     xt = x + 0.05 * torch.randn(b, N)
@@ -58,10 +74,10 @@ def bench(kind, b, reps):
         opt.zero_grad()
         h = f(torch.cat([x, xt]))
         h, ht = h[:b], h[b:]
-        if kind == "sphere":
+        if kind in ("sphere", "fast_symmetric"):
             h = torch.nn.functional.normalize(h, dim=-1)
             ht = torch.nn.functional.normalize(ht, dim=-1)
-            loss = sphere_loss(h, ht)
+            loss = sphere_loss(h, ht) if kind == "sphere" else sphere_loss_symmetric(h, ht)
         elif kind == "forward_backward":
             loss = h.sum() + ht.sum()
         else:
@@ -73,9 +89,12 @@ def bench(kind, b, reps):
 
 
 if __name__ == "__main__":
-    batches = [int(a) for a in sys.argv[1:]] or [512, 2048, 6144]
+    # Arguments: batch sizes and, optionally, kinds to run (default: all).
+    batches = [int(a) for a in sys.argv[1:] if a.isdigit()] or [512, 2048, 6144]
+    ONLY = {a for a in sys.argv[1:] if not a.isdigit()}
     for b in batches:
-        for kind in ["forward_backward", "sphere", "p1"]:
+        kinds = ["forward_backward", "sphere", "p1", "fast_symmetric"]
+        for kind in (k for k in kinds if not ONLY or k in ONLY):
             reps = 10 if b <= 2048 else 3
             s = bench(kind, b, reps)
             print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -1,8 +1,9 @@
 //! Checkpoints: one safetensors file, `checkpoint.safetensors`, holding everything a run
 //! needs to continue exactly where it stopped.
 //!
-//! Tensors: the encoder's parameters (`param.<name>`) and Adam's first and second moments
-//! (`adam.m.<name>`, `adam.v.<name>`), f32. Header metadata: one entry,
+//! Tensors: the encoder's parameters (`param.<name>`), Adam's first and second moments
+//! (`adam.m.<name>`, `adam.v.<name>`) and, for a run with `train.ema`, the averaged weights
+//! (`ema.<name>`), f32. Header metadata: one entry,
 //! `clica.checkpoint`, a JSON object with the format version, the
 //! phase (`contrastive`, `supervised` or `done`), the steps completed in that phase, Adam's
 //! step count, the state of every random stream the trainer saved (by name; the trainer
@@ -68,6 +69,8 @@ pub struct Checkpoint {
     pub parameters: Vec<NamedTensor>,
     /// The optimiser's state for that encoder.
     pub optimizer: OptimizerState,
+    /// The moving average of the parameters (`train.ema`); empty when the run keeps none.
+    pub ema: Vec<NamedTensor>,
 }
 
 /// Serialises an `f64` by its bit pattern.
@@ -182,6 +185,7 @@ fn scores_from_bits(b: &[u64; 8]) -> FinalScores {
 const PARAM: &str = "param.";
 const ADAM_M: &str = "adam.m.";
 const ADAM_V: &str = "adam.v.";
+const EMA: &str = "ema.";
 
 impl Checkpoint {
     /// The checkpoint's path inside run folder `dir`.
@@ -222,6 +226,7 @@ impl Checkpoint {
             (PARAM, &self.parameters),
             (ADAM_M, &self.optimizer.first_moment),
             (ADAM_V, &self.optimizer.second_moment),
+            (EMA, &self.ema),
         ];
         let mut named: Vec<(String, &NamedTensor, Vec<u8>)> = Vec::new();
         for (prefix, tensors) in groups {
@@ -280,7 +285,7 @@ impl Checkpoint {
                 meta.phase.name()
             ));
         }
-        let mut groups: [Vec<NamedTensor>; 3] = Default::default();
+        let mut groups: [Vec<NamedTensor>; 4] = Default::default();
         for (name, view) in st.iter() {
             if view.dtype() != Dtype::F32 {
                 return Err(format!(
@@ -294,6 +299,8 @@ impl Checkpoint {
                 (1, r)
             } else if let Some(r) = name.strip_prefix(ADAM_V) {
                 (2, r)
+            } else if let Some(r) = name.strip_prefix(EMA) {
+                (3, r)
             } else {
                 return Err(format!("unexpected tensor `{name}`"));
             };
@@ -308,12 +315,13 @@ impl Checkpoint {
                 data,
             });
         }
-        let [parameters, first_moment, second_moment] = groups;
+        let [parameters, first_moment, second_moment, ema] = groups;
         if parameters.is_empty() {
             return Err("the checkpoint holds no encoder parameters".into());
         }
         if let Some((p, t)) = parameters
             .iter()
+            .chain(&ema)
             .flat_map(|t| t.data.iter().map(move |v| (v, t)))
             .find(|(v, _)| !v.is_finite())
         {
@@ -347,6 +355,7 @@ impl Checkpoint {
                 first_moment,
                 second_moment,
             },
+            ema,
         })
     }
 

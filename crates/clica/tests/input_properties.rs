@@ -84,6 +84,8 @@ fn valid_checkpoint() -> &'static [u8] {
             contrastive: None,
             parameters: f.parameters(),
             optimizer: f.optimizer_state().unwrap(),
+            // Averaged weights too, so that their tensors are covered by the edits.
+            ema: f.parameters(),
         };
         ck.to_bytes().unwrap()
     })

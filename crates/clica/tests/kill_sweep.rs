@@ -462,3 +462,38 @@ fn a_second_train_on_a_folder_in_use_is_refused_naming_the_pid() {
     assert_eq!(listing(&d), listing(&r.dir), "the lock is released");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `clica train` with the sweep's settings plus `extra`, on `out`.
+fn train_with_cmd(out: &Path, extra: &[&str], fault: Option<&str>) -> Command {
+    let mut c = train_cmd(out, None);
+    // `--out` came last in `train_cmd`; later `--set`s still apply.
+    for set in extra {
+        c.args(["--set", set]);
+    }
+    with_fault(c, fault)
+}
+
+#[test]
+fn a_run_with_averaged_weights_resumes_to_bit_identical_results_and_is_scored_with_them() {
+    let ema = ["train.ema=0.9"];
+    let plain = tmpdir("ema-plain");
+    let full = tmpdir("ema-full");
+    let killed = tmpdir("ema-killed");
+    assert_ok(&run(train_with_cmd(&full, &ema, None)).1);
+    // Killed just after its 5th checkpoint (contrastive step 15 of 60), then resumed.
+    let (_, out) = run(train_with_cmd(
+        &killed,
+        &ema,
+        Some("after_write:5:checkpoint.safetensors"),
+    ));
+    assert_killed(&out, "the averaged run");
+    assert_ok(&run(resume_cmd(&killed, None)).1);
+    assert_same_results(&killed, &full);
+    // The average is what is scored and saved: the plain run differs.
+    assert_ok(&run(train_cmd(&plain, None)).1);
+    let score =
+        |d: &Path| common::json(&d.join("summary.json"))["contrastive"]["r2"]["mean"].clone();
+    assert_ne!(score(&plain), score(&full));
+    let weights = |d: &Path| std::fs::read(d.join("encoder.safetensors")).unwrap();
+    assert_ne!(weights(&plain), weights(&full));
+}

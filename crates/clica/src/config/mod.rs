@@ -18,7 +18,7 @@
 //! normalization = { kind = "sphere", radius = 1.0 }  # | none | learnable_sphere (init_radius) | box (init_bound)
 //! [loss]                    # kind = "sphere" (tau, self_term) | "lp" (p, tau, form, self_term)
 //! kind = "sphere"           #   | "align_uniform" (alpha, t, lambda, on); negatives, symmetric
-//! [train]                   # steps, batch, lr, warmup_steps, schedule (constant | cosine | wsd), final_lr_fraction, decay_fraction, …
+//! [train]                   # steps, batch, lr, warmup_steps, schedule (constant | cosine | wsd), final_lr_fraction, decay_fraction, ema, …
 //! [eval]                    # samples, final_batches, supervised, supervised_steps, supervised_lr
 //! ```
 //!
@@ -207,6 +207,14 @@ impl TrainConfig {
                 return Err(invalid(
                     "train.decay_fraction",
                     format!("must lie in (0, 1], got {f}"),
+                ));
+            }
+        }
+        if let Some(beta) = t.ema {
+            if !(beta > 0.0 && beta < 1.0) {
+                return Err(invalid(
+                    "train.ema",
+                    format!("must lie in (0, 1), got {beta}"),
                 ));
             }
         }

@@ -460,6 +460,12 @@ pub struct TrainSection {
     /// absent: [`super::schedule::DEFAULT_DECAY_FRACTION`]). Only with `schedule = "wsd"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_fraction: Option<f64>,
+    /// Decay β of an exponential moving average of the encoder's weights during the
+    /// contrastive phase, e ← β·e + (1 − β)·θ after every step (in (0, 1); absent: none).
+    /// When set, the contrastive scores (log points and final) are those of the averaged
+    /// weights, and `encoder.safetensors` holds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
     /// Log loss and scores every this many steps.
     pub log_every: u64,
     /// Write a checkpoint every this many steps (0 = only when a phase ends or the run is
@@ -477,6 +483,7 @@ impl Default for TrainSection {
             schedule: super::ScheduleKind::Cosine,
             final_lr_fraction: 0.01,
             decay_fraction: None,
+            ema: None,
             log_every: 1000,
             checkpoint_every: 1000,
         }

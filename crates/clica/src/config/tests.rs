@@ -313,6 +313,9 @@ fn rejections_name_the_field() {
         ("", &["train.schedule=\"wsd\"", "train.decay_fraction=0"], &["train.decay_fraction", "(0, 1]"]),
         ("", &["train.schedule=\"wsd\"", "train.decay_fraction=1.5"], &["train.decay_fraction"]),
         ("", &["train.schedule=\"linear\""], &["train.schedule"]),
+        ("", &["train.ema=1"], &["train.ema", "(0, 1)"]),
+        ("", &["train.ema=0"], &["train.ema"]),
+        ("", &["train.ema=-0.5"], &["train.ema"]),
         // Malformed input.
         ("", &["nonsense"], &["key=value"]),
         ("", &["data..dim=3"], &["empty key"]),
@@ -725,4 +728,8 @@ fn the_wsd_schedule_and_its_decay_fraction_are_settable_and_absent_when_unset() 
     assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
     let plain = parse("", &[]).unwrap();
     assert!(!plain.to_toml().contains("decay_fraction"));
+    assert!(!plain.to_toml().contains("ema"));
+    let e = parse("", &["train.ema=0.999"]).unwrap();
+    assert_eq!(e.train.ema, Some(0.999));
+    assert!(e.to_toml().contains("ema = 0.999"));
 }

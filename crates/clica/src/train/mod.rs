@@ -15,7 +15,7 @@
 //!   scores (mean ± std over fresh batches), optional supervised baseline, steps, wall time,
 //!   versions; or `diverged`, `interrupted`, `failed` with the phase, step, message and last
 //!   checkpoint, and whatever the run had finished;
-//! * `encoder.safetensors` — the trained weights;
+//! * `encoder.safetensors` — the trained weights (their moving average with `train.ema`);
 //! * `checkpoint.safetensors` — the state to resume from (see [`crate::checkpoint`]).
 //!
 //! Every file is written atomically (temporary file, fsync, rename); the metrics files are
@@ -128,6 +128,36 @@ impl Loop<'_> {
                     .set_state(&ck.optimizer, &self.encoder.parameters())
             })
             .map_err(|e| bad(format!("its encoder does not fit the configuration: {e}")))?;
+        match (&mut self.ema, ck.ema.is_empty()) {
+            (Some(ema), false) => {
+                // In the encoder's parameter order (a checkpoint lists its tensors by name).
+                let live = self.encoder.parameters();
+                let weights = live
+                    .iter()
+                    .map(|p| {
+                        ck.ema
+                            .iter()
+                            .find(|e| e.name == p.name && e.shape == p.shape)
+                            .cloned()
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|w| w.len() == ck.ema.len());
+                ema.weights = weights.ok_or_else(|| {
+                    bad("its averaged weights do not match the encoder's parameters".into())
+                })?;
+            }
+            (None, true) => {}
+            (Some(_), true) => {
+                return Err(bad(
+                    "the run keeps averaged weights (train.ema) but the checkpoint has none".into(),
+                ))
+            }
+            (None, false) => {
+                return Err(bad(
+                    "the checkpoint has averaged weights but the run keeps none".into(),
+                ))
+            }
+        }
         self.data_rng = saved_rng(ck, "data", path)?;
         self.log_rng = saved_rng(ck, "log", path)?;
         self.step = ck.step;
@@ -229,6 +259,11 @@ impl Saver<'_> {
             contrastive: contrastive.cloned(),
             parameters: lp.encoder.parameters(),
             optimizer: lp.optimizer.state(),
+            ema: lp
+                .ema
+                .as_ref()
+                .map(|e| e.weights.clone())
+                .unwrap_or_default(),
         };
         ck.write(self.out)?;
         self.track.checkpoint.set(Some((phase, lp.step)));
@@ -374,6 +409,9 @@ fn run_phases(
             None => {
                 let mut lp =
                     Loop::new(setup, ["encoder", "train.data", "train.log"], metrics_path)?;
+                if let Some(beta) = cfg.train.ema {
+                    lp.keep_average(beta);
+                }
                 if let Some(ck) = &resume {
                     lp.restore(ck, &ck_path, &ck.metrics)?;
                 }
@@ -390,6 +428,8 @@ fn run_phases(
                 if let Ended::Interrupted = ended {
                     return Err(interrupted(lp.step, Phase::Contrastive));
                 }
+                // Scored and saved: the averaged weights, when the run keeps them.
+                lp.adopt_average()?;
                 let scores = final_scores(
                     setup,
                     lp.encoder.as_ref(),

@@ -6,7 +6,7 @@ use super::progress::Observer;
 use super::Setup;
 use crate::io::write_atomic;
 use crate::{Error, Result};
-use clica_core::{ClicaRng, Metric, PairSource, TrainableEncoder};
+use clica_core::{ClicaRng, Metric, NamedTensor, PairSource, TrainableEncoder};
 use clica_eval::{Correlation, MccMetric, R2HeldOut, R2InSample};
 use clica_objectives::ContrastiveLoss;
 use clica_optim::Adam;
@@ -69,6 +69,36 @@ pub(crate) fn final_scores(
     })
 }
 
+/// An exponential moving average of an encoder's parameters (`train.ema`): after every step
+/// e ← β·e + (1 − β)·θ, in f32, starting from the initial weights.
+pub(crate) struct Ema {
+    beta: f32,
+    /// The averaged weights, in the encoder's parameter order.
+    pub weights: Vec<NamedTensor>,
+}
+
+impl Ema {
+    /// An average with decay `beta` starting at `start`.
+    pub fn new(beta: f64, start: Vec<NamedTensor>) -> Self {
+        Ema {
+            beta: beta as f32,
+            weights: start,
+        }
+    }
+
+    /// Folds in the current parameters.
+    fn update(&mut self, live: &[NamedTensor]) {
+        assert_eq!(live.len(), self.weights.len(), "parameter list");
+        let (b, c) = (self.beta, 1.0 - self.beta);
+        for (e, p) in self.weights.iter_mut().zip(live) {
+            assert_eq!(e.data.len(), p.data.len(), "parameter `{}`", p.name);
+            for (x, &y) in e.data.iter_mut().zip(&p.data) {
+                *x = b * *x + c * y;
+            }
+        }
+    }
+}
+
 /// The inner loop shared by contrastive and supervised training, with everything a
 /// checkpoint of it records.
 pub(crate) struct Loop<'a> {
@@ -86,6 +116,8 @@ pub(crate) struct Loop<'a> {
     /// Points logged so far; the metrics file is rewritten from them at every log point.
     pub points: Vec<LogPoint>,
     pub metrics: PathBuf,
+    /// The moving average of the weights the loop is scored with, if the run keeps one.
+    pub ema: Option<Ema>,
 }
 
 impl<'a> Loop<'a> {
@@ -108,7 +140,23 @@ impl<'a> Loop<'a> {
             elapsed_s: 0.0,
             points: Vec::new(),
             metrics,
+            ema: None,
         })
+    }
+
+    /// Keeps a moving average of the weights with decay `beta` from now on; the loop is then
+    /// scored with it.
+    pub fn keep_average(&mut self, beta: f64) {
+        self.ema = Some(Ema::new(beta, self.encoder.parameters()));
+    }
+
+    /// Loads the averaged weights into the encoder for good (the end of a phase). Without
+    /// an average, nothing changes.
+    pub fn adopt_average(&mut self) -> Result<()> {
+        if let Some(ema) = &self.ema {
+            self.encoder.set_parameters(&ema.weights)?;
+        }
+        Ok(())
     }
 
     /// Runs the steps after `self.step` up to `steps`. `save` writes a checkpoint of the
@@ -187,6 +235,9 @@ impl<'a> Loop<'a> {
             if let Some((name, i)) = self.encoder.first_non_finite_parameter() {
                 return Err(diverged(format!("the parameter `{name}` (entry {i})")));
             }
+            if let Some(ema) = &mut self.ema {
+                ema.update(&self.encoder.parameters());
+            }
             self.step = step;
             self.last_loss = loss;
             self.elapsed_s = elapsed0 + start.elapsed().as_secs_f64();
@@ -211,14 +262,26 @@ impl<'a> Loop<'a> {
         Ok(Ended::Completed)
     }
 
-    /// Scores the encoder on a fresh sample from the log stream.
+    /// Scores the encoder (its averaged weights, if the loop keeps them) on a fresh sample
+    /// from the log stream.
     fn log_point(&mut self, step: u64, loss: f64, lr: f64) -> Result<LogPoint> {
+        let live = match &self.ema {
+            Some(ema) => {
+                let live = self.encoder.parameters();
+                self.encoder.set_parameters(&ema.weights)?;
+                Some(live)
+            }
+            None => None,
+        };
         let (z, h) = represent(
             self.encoder.as_ref(),
             self.setup.source(),
             &mut self.log_rng,
             self.setup.config.eval.samples,
         );
+        if let Some(live) = live {
+            self.encoder.set_parameters(&live)?;
+        }
         if let Some((r, c)) = first_non_finite(h.view()) {
             return Err(Error::Diverged {
                 step,
@@ -257,4 +320,23 @@ pub(crate) fn write_points(path: &Path, points: &[LogPoint]) -> Result<()> {
         text.push('\n');
     }
     write_atomic(path, text.as_bytes()).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_average_folds_in_the_parameters_with_its_decay() {
+        let t = |v: &[f32]| NamedTensor {
+            name: "w".into(),
+            shape: vec![v.len()],
+            data: v.to_vec(),
+        };
+        let mut ema = Ema::new(0.75, vec![t(&[4.0, -8.0])]);
+        ema.update(&[t(&[0.0, 8.0])]);
+        assert_eq!(ema.weights[0].data, vec![3.0, -4.0]);
+        ema.update(&[t(&[3.0, 0.0])]);
+        assert_eq!(ema.weights[0].data, vec![3.0, -3.0]);
+    }
 }
