@@ -34,7 +34,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
-pub use schedule::ScheduleKind;
+pub use schedule::{ScheduleKind, DEFAULT_DECAY_FRACTION};
 pub use sections::{
     DataSection, EncoderSection, EvalSection, LatentSection, LossSection, MixingSection,
     MlpEncoderSection, MlpMixingSection, Objective, ProductSection, TrainSection,

@@ -457,7 +457,7 @@ pub struct TrainSection {
     /// Final learning rate as a fraction of `lr` (cosine and wsd schedules).
     pub final_lr_fraction: f64,
     /// The share of the post-warm-up steps over which the wsd schedule decays (in (0, 1];
-    /// absent: [`super::schedule::DEFAULT_DECAY_FRACTION`]). Only with `schedule = "wsd"`.
+    /// absent: [`crate::config::DEFAULT_DECAY_FRACTION`]). Only with `schedule = "wsd"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_fraction: Option<f64>,
     /// Decay β of an exponential moving average of the encoder's weights during the
