@@ -78,6 +78,11 @@ pub struct MixArgs {
     /// Output .npy file for x = g(z).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write the network's weight matrices here, `layer{l}.npy` (f64, n × n, l from 0),
+    /// so that another framework can rebuild the same g: with rows as samples,
+    /// `X_{l+1} = act(X_l · W_lᵀ)`, the activation between layers and none after the last.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
 }
 
 /// Arguments of `clica baseline`.
@@ -255,10 +260,26 @@ fn mix(a: &MixArgs) -> Result<()> {
     let g = build_mixing(&a.mixing, z.ncols(), RunSeed::new(a.seed))?;
     let x = g.forward(z.view());
     npy::write_f64_2d(&a.out, x.view())?;
+    let mut weights = Vec::new();
+    if let Some(dir) = &a.weights {
+        create_dir(dir)?;
+        for (l, w) in g.weights().iter().enumerate() {
+            let path = dir.join(format!("layer{l}.npy"));
+            npy::write_f64_2d(&path, w.view())?;
+            weights.push(path);
+        }
+    }
+    let slope = match g.activation() {
+        clica_generators::Activation::LeakyRelu { slope } => Some(slope),
+        _ => None,
+    };
     let out = json!({
         "fingerprint": g.fingerprint().hex(),
         "seed": a.seed,
         "mixing": &a.mixing,
+        "activation": g.activation().name(),
+        "negative_slope": slope,
+        "weights": weights,
         "shape": [x.nrows(), x.ncols()], "out": a.out,
     });
     println!("{out}");

@@ -8,7 +8,7 @@ use crate::Result;
 use clica_core::{PairSource, RunSeed, TrainableEncoder};
 use clica_encoders::{EncoderConfig, MlpEncoder};
 use clica_generators::InvertibleMlp;
-use clica_objectives::ContrastiveLoss;
+use clica_objectives::{ContrastiveLoss, ExtraPositives};
 use clica_optim::Adam;
 use rand::RngCore;
 
@@ -18,6 +18,8 @@ pub struct Components {
     pub source: Box<dyn PairSource>,
     /// The contrastive objective.
     pub loss: Box<dyn ContrastiveLoss<f32>>,
+    /// The alignment average over several positives per anchor (`loss.positives` > 1).
+    pub positives: Option<ExtraPositives>,
     encoder: EncoderConfig,
 }
 
@@ -32,12 +34,14 @@ impl Components {
             mixing,
             encoder,
             loss,
+            positives,
         } = cfg.validate()?;
         let generator = InvertibleMlp::build(&mixing, &mut seed.stream("generator"))?;
         let source = LatentPairs::new(prior, Box::new(generator))?;
         Ok(Components {
             source: Box::new(source),
             loss,
+            positives,
             encoder,
         })
     }

@@ -321,6 +321,59 @@ fn mix_is_invertible_through_the_library_and_reproducible() {
     assert_one_line_error(&out, "activation");
 }
 
+#[test]
+fn mix_exports_weights_that_rebuild_the_same_network() {
+    let d = tmpdir("mix_weights");
+    let out = clica(&[
+        "sample",
+        "--dim",
+        "4",
+        "--n",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        s(&d),
+    ]);
+    assert!(out.status.success());
+    let wdir = d.join("w");
+    let out = clica(&[
+        "mix",
+        "--z",
+        s(&d.join("z.npy")),
+        "--cond-pool",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        s(&d.join("x.npy")),
+        "--weights",
+        s(&wdir),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["weights"].as_array().unwrap().len(), 3);
+    assert_eq!(v["activation"], "leaky_relu");
+    let slope = v["negative_slope"].as_f64().unwrap();
+    // Rebuild x = g(z) from the exported matrices alone, as another framework would.
+    let mut h = npy::read_f64_2d(d.join("z.npy")).unwrap();
+    for l in 0..3 {
+        let w = npy::read_f64_2d(wdir.join(format!("layer{l}.npy"))).unwrap();
+        assert_eq!(w.dim(), (4, 4));
+        if l > 0 {
+            h.mapv_inplace(|x| if x >= 0.0 { x } else { slope * x });
+        }
+        h = h.dot(&w.t());
+    }
+    let x = npy::read_f64_2d(d.join("x.npy")).unwrap();
+    let err = (&x - &h).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(err < 1e-12, "rebuilt network differs by {err}");
+}
+
 /// `clica train` of a tiny run (n = 3, 30 steps, batch 64, small evaluation) into `out`,
 /// with the further `--set` overrides in `set`.
 fn train_tiny(set: &[&str], out: &Path) -> Output {

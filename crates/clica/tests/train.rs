@@ -208,3 +208,39 @@ fn the_supervised_baseline_has_its_own_learning_rate_and_the_symmetric_loss_trai
         peak("metrics_supervised.jsonl")
     );
 }
+
+#[test]
+fn several_positives_per_anchor_train_and_one_positive_is_the_plain_loss() {
+    let base = ["loss.symmetric=true", "train.steps=300"];
+    let with = |extra: &[&str]| {
+        let mut o: Vec<&str> = base.to_vec();
+        o.extend(extra);
+        small(&o)
+    };
+    let (d0, d1, d3) = (tmpdir("pos-none"), tmpdir("pos-1"), tmpdir("pos-3"));
+    let s0 = train(&with(&[]), &d0, &mut Silent).unwrap();
+    let s1 = train(&with(&["loss.positives=1"]), &d1, &mut Silent).unwrap();
+    let s3 = train(&with(&["loss.positives=3"]), &d3, &mut Silent).unwrap();
+    // One positive per anchor is the plain loss, bit for bit.
+    assert_eq!(
+        std::fs::read(d0.join("encoder.safetensors")).unwrap(),
+        std::fs::read(d1.join("encoder.safetensors")).unwrap()
+    );
+    // Three train too, to other weights, under a name that says so.
+    assert_ne!(
+        std::fs::read(d0.join("encoder.safetensors")).unwrap(),
+        std::fs::read(d3.join("encoder.safetensors")).unwrap()
+    );
+    assert_eq!(
+        s3.loss.as_deref().unwrap(),
+        "symmetric[sphere_infonce(tau=1,self=keep)][3 positives]"
+    );
+    let r2 = |s: &clica_records::Summary| s.contrastive.as_ref().unwrap().r2.mean;
+    assert!(
+        r2(&s3) > s3.identity.as_ref().unwrap().r2 + 0.05,
+        "r2 {} vs identity {}",
+        r2(&s3),
+        s3.identity.as_ref().unwrap().r2
+    );
+    assert_eq!(r2(&s0), r2(&s1));
+}

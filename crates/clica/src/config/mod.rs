@@ -79,6 +79,8 @@ pub struct Validated {
     pub encoder: EncoderConfig,
     /// The contrastive objective, wrappers (grouped negatives, symmetric) applied.
     pub loss: Box<dyn ContrastiveLoss<f32>>,
+    /// The alignment average over several positives per anchor (`loss.positives` > 1).
+    pub positives: Option<clica_objectives::ExtraPositives>,
 }
 
 impl std::fmt::Debug for Validated {
@@ -165,6 +167,10 @@ impl TrainConfig {
             .encoder_config(dim)
             .map_err(|e| in_section(e, "encoder"))?;
         let loss = self.loss.build().map_err(|e| in_section(e, "loss"))?;
+        let positives = self
+            .loss
+            .extra_positives()
+            .map_err(|e| in_section(e, "loss"))?;
         let t = &self.train;
         if t.steps == 0 {
             return Err(invalid("train.steps", "must be at least 1"));
@@ -238,6 +244,7 @@ impl TrainConfig {
             mixing,
             encoder,
             loss,
+            positives,
         })
     }
 

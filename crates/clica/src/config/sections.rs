@@ -15,8 +15,8 @@ use clica_core::LatentPrior;
 use clica_encoders::{Backend, EncoderConfig, Normalization};
 use clica_generators::{Activation, MlpConfig};
 use clica_objectives::{
-    AlignUniform, ContrastiveLoss, Grouped, LpForm, LpInfoNce, SelfTerm, SphereInfoNce, Symmetric,
-    UniformOn,
+    AlignUniform, ContrastiveLoss, ExtraPositives, Grouped, LpForm, LpInfoNce, PairTerm, SelfTerm,
+    SphereInfoNce, Symmetric, UniformOn,
 };
 use clica_priors::{Conditional, Marginal, Prior, ProductPrior, Space};
 use serde::{Deserialize, Serialize};
@@ -375,7 +375,15 @@ pub struct LossSection {
     /// Use every pair in both directions, ½·[loss(h, h̃) + loss(h̃, h)].
     #[serde(skip_serializing_if = "is_false")]
     pub symmetric: bool,
+    /// Positives per anchor, M (absent: 1): the loss's alignment term is averaged over M
+    /// exact draws from the conditional, its normaliser unchanged
+    /// ([`clica_objectives::ExtraPositives`]). Sphere and Lp kinds; M ≤ 64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positives: Option<usize>,
 }
+
+/// The most positives per anchor `loss.positives` accepts (the batch buffers grow with it).
+pub const MAX_POSITIVES: usize = 64;
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -390,12 +398,13 @@ impl Default for LossSection {
             },
             negatives: None,
             symmetric: false,
+            positives: None,
         }
     }
 }
 
 /// The keys of a `[loss]` table that are not the objective's.
-const WRAPPER_KEYS: [&str; 2] = ["negatives", "symmetric"];
+const WRAPPER_KEYS: [&str; 3] = ["negatives", "symmetric", "positives"];
 
 impl<'de> Deserialize<'de> for LossSection {
     /// The wrappers' keys are taken out of the table and the rest is the objective (serde's
@@ -403,8 +412,12 @@ impl<'de> Deserialize<'de> for LossSection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut table = toml::Table::deserialize(d)?;
-        let [negatives, symmetric] = WRAPPER_KEYS.map(|k| table.remove(k));
+        let [negatives, symmetric, positives] = WRAPPER_KEYS.map(|k| table.remove(k));
         let negatives = negatives
+            .map(|v| v.try_into::<usize>())
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let positives = positives
             .map(|v| v.try_into::<usize>())
             .transpose()
             .map_err(D::Error::custom)?;
@@ -419,6 +432,7 @@ impl<'de> Deserialize<'de> for LossSection {
             objective,
             negatives,
             symmetric,
+            positives,
         })
     }
 }
@@ -437,6 +451,43 @@ impl LossSection {
             loss = Box::new(Symmetric::new(loss));
         }
         Ok(loss)
+    }
+
+    /// Positives per anchor (1 when `positives` is absent).
+    pub fn positives_per_anchor(&self) -> usize {
+        self.positives.unwrap_or(1)
+    }
+
+    /// The alignment average over several positives, when `positives` > 1.
+    ///
+    /// # Errors
+    /// `positives` out of `1..=`[`MAX_POSITIVES`], or set above 1 for a kind without a pair
+    /// term (`align_uniform`), named `positives`.
+    pub fn extra_positives(&self) -> clica_core::Result<Option<ExtraPositives>> {
+        let m = self.positives_per_anchor();
+        if !(1..=MAX_POSITIVES).contains(&m) {
+            return Err(clica_core::Error::param(
+                "positives",
+                format!("must lie in 1..={MAX_POSITIVES}, got {m}"),
+            ));
+        }
+        if m == 1 {
+            return Ok(None);
+        }
+        let term = match self.objective {
+            Objective::Sphere { tau, .. } => PairTerm::Dot { tau },
+            Objective::Lp { p, tau, .. } => PairTerm::Lp {
+                p: f64::from(p),
+                tau,
+            },
+            Objective::AlignUniform { .. } => {
+                return Err(clica_core::Error::param(
+                    "positives",
+                    "several positives per anchor need a sphere or lp loss, not align_uniform",
+                ))
+            }
+        };
+        Ok(Some(ExtraPositives::new(term, m)?))
     }
 }
 

@@ -409,6 +409,33 @@ fn grouped_and_symmetric_losses_are_built_and_named() {
 }
 
 #[test]
+fn several_positives_are_validated_by_name() {
+    let c = parse("", &["loss.positives=4"]).unwrap();
+    assert_eq!(c.validate().unwrap().positives.unwrap().positives(), 4);
+    assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
+    assert!(parse("", &["loss.positives=1"])
+        .unwrap()
+        .validate()
+        .unwrap()
+        .positives
+        .is_none());
+    assert!(!parse("", &[]).unwrap().to_toml().contains("positives"));
+    for (set, want) in [
+        (&["loss.positives=0"][..], "`loss.positives`"),
+        (&["loss.positives=65"][..], "`loss.positives`"),
+        (
+            &["loss.kind=align_uniform", "loss.positives=2"][..],
+            "align_uniform",
+        ),
+    ] {
+        let e = parse("", set).unwrap_err().to_string();
+        assert!(e.contains(want), "{set:?}: {e}");
+    }
+    let lp = parse("", &["loss.kind=lp", "loss.p=1", "loss.positives=2"]).unwrap();
+    assert!(lp.validate().unwrap().positives.is_some());
+}
+
+#[test]
 fn layers_merge_section_by_section() {
     let c = TrainConfig::from_layers(
         &[

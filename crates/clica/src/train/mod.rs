@@ -418,7 +418,7 @@ fn run_phases(
                 track.phase.set(Some(Phase::Contrastive));
                 observer.start(cfg.train.steps, "contrastive");
                 let ended = lp.run(
-                    Objective::Contrastive(loss_kernel),
+                    Objective::Contrastive(loss_kernel, setup.components.positives.as_ref()),
                     cfg.train.steps,
                     observer,
                     stop,
@@ -504,7 +504,10 @@ fn run_phases(
         generator_fingerprint: fingerprint,
         prior: Some(setup.source().describe()),
         encoder: Some(setup.components.describe_encoder()),
-        loss: Some(loss_kernel.name()),
+        loss: Some(match &setup.components.positives {
+            Some(extra) => format!("{}[{} positives]", loss_kernel.name(), extra.positives()),
+            None => loss_kernel.name(),
+        }),
         identity: Some(identity),
         contrastive: Some(contrastive.scores.clone()),
         supervised,

@@ -8,7 +8,7 @@ use crate::io::write_atomic;
 use crate::{Error, Result};
 use clica_core::{ClicaRng, Metric, NamedTensor, PairSource, TrainableEncoder};
 use clica_eval::{Correlation, MccMetric, R2HeldOut, R2InSample};
-use clica_objectives::ContrastiveLoss;
+use clica_objectives::{ContrastiveLoss, ExtraPositives};
 use clica_optim::Adam;
 use clica_records::{FinalScores, LogPoint, MeanStd};
 use ndarray::{Array2, ArrayView2, Axis};
@@ -18,7 +18,9 @@ use std::time::Instant;
 
 /// Which objective a training loop optimises.
 pub(crate) enum Objective<'a> {
-    Contrastive(&'a dyn ContrastiveLoss<f32>),
+    /// The loss, and the alignment average over several positives per anchor when
+    /// `loss.positives` > 1.
+    Contrastive(&'a dyn ContrastiveLoss<f32>, Option<&'a ExtraPositives>),
     Supervised,
 }
 
@@ -174,14 +176,20 @@ impl<'a> Loop<'a> {
         let source = self.setup.source();
         let b = cfg.train.batch;
         let every = cfg.train.checkpoint_every;
-        // Rows 0..b: anchors; b..2b: positives (contrastive) or independent draws (supervised).
-        let mut x = Array2::<f32>::zeros((2 * b, source.observation_len()));
-        let mut z = Array2::<f64>::zeros((2 * b, source.latent_dim()));
-        let mut grad = Array2::<f32>::zeros((2 * b, self.encoder.output_dim()));
+        // Rows 0..b: anchors; b..2b: positives (contrastive) or independent draws
+        // (supervised); with M positives per anchor, rows (m+1)·b..(m+2)·b hold the m-th.
+        let positives = match objective {
+            Objective::Contrastive(_, Some(extra)) => extra.positives(),
+            _ => 1,
+        };
+        let rows = (1 + positives) * b;
+        let mut x = Array2::<f32>::zeros((rows, source.observation_len()));
+        let mut z = Array2::<f64>::zeros((rows, source.latent_dim()));
+        let mut grad = Array2::<f32>::zeros((rows, self.encoder.output_dim()));
         let mut target = Array2::<f32>::zeros((2 * b, source.latent_dim()));
         // Peak learning rate of this phase (the supervised baseline may have its own).
         let peak = match objective {
-            Objective::Contrastive(_) => cfg.train.lr,
+            Objective::Contrastive(..) => cfg.train.lr,
             Objective::Supervised => cfg.eval.supervised_lr.unwrap_or(cfg.train.lr),
         };
         let start = Instant::now();
@@ -191,8 +199,8 @@ impl<'a> Loop<'a> {
             let step = self.step + 1;
             let lr = cfg.train.lr_with_peak(peak, step, steps);
             match objective {
-                Objective::Contrastive(_) => {
-                    source.draw_pairs(&mut self.data_rng, 1, x.view_mut(), z.view_mut())
+                Objective::Contrastive(..) => {
+                    source.draw_pairs(&mut self.data_rng, positives, x.view_mut(), z.view_mut())
                 }
                 Objective::Supervised => {
                     let (xa, xb) = x.view_mut().split_at(Axis(0), b);
@@ -204,10 +212,17 @@ impl<'a> Loop<'a> {
             let h = self.encoder.forward_train(x.view());
             assert_eq!(h.dim(), grad.dim(), "encoder output shape");
             let value = match objective {
-                Objective::Contrastive(kernel) => {
-                    let (h_a, h_p) = h.split_at(Axis(0), b);
-                    let (g_a, g_p) = grad.view_mut().split_at(Axis(0), b);
-                    kernel.loss_and_grad(h_a, h_p, g_a, g_p)
+                Objective::Contrastive(kernel, extra) => {
+                    let (h_a, h_rest) = h.split_at(Axis(0), b);
+                    let (h_p, h_extra) = h_rest.split_at(Axis(0), b);
+                    let (g_a, g_rest) = grad.view_mut().split_at(Axis(0), b);
+                    let (g_p, g_extra) = g_rest.split_at(Axis(0), b);
+                    let (mut g_a, mut g_p) = (g_a, g_p);
+                    let mut value = kernel.loss_and_grad(h_a, h_p, g_a.view_mut(), g_p.view_mut());
+                    if let Some(extra) = extra {
+                        value += extra.add_loss_and_grad(h_a, h_p, h_extra, g_a, g_p, g_extra);
+                    }
+                    value
                 }
                 Objective::Supervised => {
                     // The loss is the mean MSE over both halves.
