@@ -39,10 +39,8 @@
 //! `PYO3_BUILD_EXTENSION_MODULE` so the extension links none). Its tests are the pytest
 //! suite in `tests/`, which `cargo xtask ci` runs.
 //!
-//! `unsafe_code` is denied, not forbidden: PyO3's macros expand to `unsafe` blocks marked
-//! `#[allow(unsafe_code)]`, which `deny` lets through and `forbid` would reject. This crate
-//! writes no `unsafe` of its own.
-#![deny(unsafe_code)]
+// PyO3's macros expand to no `unsafe` this forbids (0.30); the crate writes none either.
+#![forbid(unsafe_code)]
 
 mod arrays;
 mod config;
