@@ -1,6 +1,8 @@
 //! numpy arrays in: a 2-D `float64` array of any memory order is viewed where it lies (no
 //! copy); `float32` is widened to `float64` (one copy, as `clica` widens `.npy` files);
 //! anything else numpy can turn into a real 2-D array (integers, lists) is converted first.
+//! The scores take their inputs in C order ([`Floats::standard`]: a copy of the others), the
+//! samplers and the mixing any layout.
 
 use crate::errors::{param, type_error};
 use ndarray::{Array2, ArrayView2};
@@ -16,6 +18,17 @@ pub enum Floats<'py> {
 }
 
 impl Floats<'_> {
+    /// The same values in standard (C) layout, copied only when they are in another one.
+    /// The scores depend on the layout in their last bits; the `clica` tool reads every
+    /// `.npy` file into standard layout, so this gives its numbers.
+    pub fn standard(self) -> Self {
+        if self.view().is_standard_layout() {
+            self
+        } else {
+            Floats::Owned(self.view().as_standard_layout().into_owned())
+        }
+    }
+
     /// The values.
     pub fn view(&self) -> ArrayView2<'_, f64> {
         match self {
@@ -57,24 +70,30 @@ pub fn floats<'py>(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Floats<'py>>
         obj.clone()
     } else {
         np.call_method1("asarray", (obj,)).map_err(|e| {
-            type_error(format!(
+            let msg = format!(
                 "{name}: expected a 2-D float32 or float64 array, got an object numpy cannot convert ({e})"
-            ))
+            );
+            // A ragged list is a shape problem (numpy's ValueError); the rest are types.
+            if e.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
+                pyo3::exceptions::PyValueError::new_err(msg)
+            } else {
+                type_error(msg)
+            }
         })?
     };
     let untyped = arr.cast::<PyUntypedArray>()?;
-    if untyped.ndim() != 2 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "{name}: expected a 2-D array, found {} dimension(s) with shape {}",
-            untyped.ndim(),
-            shape_text(untyped.shape())
-        )));
-    }
     let kind: String = untyped.dtype().getattr("kind")?.extract()?;
     if !matches!(kind.as_str(), "f" | "i" | "u" | "b") {
         let dtype = untyped.dtype().str()?.to_string();
         return Err(type_error(format!(
             "{name}: unsupported dtype '{dtype}': expected float32 or float64"
+        )));
+    }
+    if untyped.ndim() != 2 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{name}: expected a 2-D array, found {} dimension(s) with shape {}",
+            untyped.ndim(),
+            shape_text(untyped.shape())
         )));
     }
     // Other byte orders, float16, integers, booleans: numpy converts to native float64.

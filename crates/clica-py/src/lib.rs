@@ -15,7 +15,8 @@
 //!   data-generating process, for encoders trained in Python.
 //!
 //! Inputs may be float32 or float64 in any memory order; float64 arrays are read where they
-//! lie. Long work runs with the GIL released. Bad input raises `ValueError` (bad parameters,
+//! lie, except that the scores copy arrays not in C order first (their last bits depend on
+//! the layout, and the `clica` tool reads files into C order). Long work runs with the GIL released. Bad input raises `ValueError` (bad parameters,
 //! shapes, non-finite values) or `TypeError` (wrong types), with the messages the `clica`
 //! tool prints; see `errors.rs` for the other exceptions.
 //!
@@ -73,7 +74,10 @@ fn _time_evaluate<'py>(
     z_hat: &Bound<'py, PyAny>,
     repeats: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<f64>> {
-    let (z, h) = (arrays::floats("z", z)?, arrays::floats("z_hat", z_hat)?);
+    let (z, h) = (
+        arrays::floats("z", z)?.standard(),
+        arrays::floats("z_hat", z_hat)?.standard(),
+    );
     let repeats = arrays::count("repeats", repeats)?;
     let (zv, hv) = (z.view(), h.view());
     py.detach(|| scores::time_evaluate(zv, hv, repeats))

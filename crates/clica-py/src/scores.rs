@@ -13,7 +13,10 @@ fn pair<'py>(
     z: &Bound<'py, PyAny>,
     z_hat: &Bound<'py, PyAny>,
 ) -> PyResult<(Floats<'py>, Floats<'py>)> {
-    let (z, h) = (floats("z", z)?, floats("z_hat", z_hat)?);
+    let (z, h) = (
+        floats("z", z)?.standard(),
+        floats("z_hat", z_hat)?.standard(),
+    );
     clica::cli::check_input("z", z.view()).map_err(to_py)?;
     clica::cli::check_input("z_hat", h.view()).map_err(to_py)?;
     Ok((z, h))
@@ -38,7 +41,8 @@ pub fn eval_scores(
 /// * `assignment`: the Pearson matching, `assignment[i]` the column matched to latent i.
 ///
 /// The MCC entries are None when z_hat has fewer columns than z. Arrays may be float32 or
-/// float64 in any memory order. Raises ValueError for empty or non-finite inputs, different
+/// float64 in any memory order (arrays not in C order are copied into it, which gives the
+/// tool's numbers to the last bit). Raises ValueError for empty or non-finite inputs, different
 /// row counts, or fewer than 4 rows.
 #[pyfunction]
 pub fn evaluate<'py>(
@@ -46,7 +50,10 @@ pub fn evaluate<'py>(
     z: &Bound<'py, PyAny>,
     z_hat: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (z, h) = (floats("z", z)?, floats("z_hat", z_hat)?);
+    let (z, h) = (
+        floats("z", z)?.standard(),
+        floats("z_hat", z_hat)?.standard(),
+    );
     let (zv, hv) = (z.view(), h.view());
     let s = py.detach(|| eval_scores(zv, hv)).map_err(to_py)?;
     let out = PyDict::new(py);

@@ -98,7 +98,7 @@ def test_evaluate_gives_the_keys_and_values_of_clica_eval(tmp_path):
 
 
 def test_evaluate_of_a_narrow_representation_has_no_mcc_like_clica_eval(tmp_path):
-    z = clica.Prior("box", 4).sample_marginal(300, seed=1)
+    z = clica.Prior("box", 4, conditional="normal").sample_marginal(300, seed=1)
     h = z[:, :2] * 3.0 + 1.0
     printed = _eval_cli(tmp_path, z, h)
     scores = clica.evaluate(z, h)

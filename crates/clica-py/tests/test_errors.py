@@ -28,6 +28,7 @@ def raises(exc, fn, *needles):
         (Z, np.full_like(Z, np.nan), ["non-finite value in z_hat at row 0, column 0"]),
         (np.where(np.arange(3) == 1, np.inf, Z), Z, ["non-finite value in z at row 0, column 1"]),
         (Z, Z[:30], ["row counts differ: z has 40 rows, z_hat has 30 rows"]),
+        # (evaluate's held-out R² needs 4 rows; the in-sample scores fewer)
         (Z[:3], Z[:3], ["at least 4"]),
         (np.zeros((0, 3)), np.zeros((0, 3)), ["z: array is empty (shape [0, 3])"]),
         (np.zeros((5, 0)), Z[:5], ["z: array is empty"]),
@@ -37,13 +38,14 @@ def raises(exc, fn, *needles):
 )
 def test_bad_scores_input_is_a_value_error(z, z_hat, needles):
     raises(ValueError, lambda: clica.evaluate(z, z_hat), *needles)
-    raises(ValueError, lambda: clica.r2(z, z_hat))
     raises(ValueError, lambda: clica.r2_held_out(z, z_hat))
-    raises(ValueError, lambda: clica.mcc(z, z_hat))
+    if len(z) >= 4:
+        raises(ValueError, lambda: clica.r2(z, z_hat))
+        raises(ValueError, lambda: clica.mcc(z, z_hat))
 
 
 def test_wrong_types_are_type_errors():
-    raises(TypeError, lambda: clica.evaluate(Z.astype(np.complex128), Z), "unsupported dtype '<c16': expected float32 or float64")
+    raises(TypeError, lambda: clica.evaluate(Z.astype(np.complex128), Z), "z: unsupported dtype 'complex128': expected float32 or float64")
     raises(TypeError, lambda: clica.evaluate(np.array([["a", "b"]]), Z), "unsupported dtype")
     raises(TypeError, lambda: clica.evaluate(object(), Z))
     raises(ValueError, lambda: clica.evaluate([[1.0, 2.0], [3.0]], Z))
@@ -104,7 +106,7 @@ def test_bad_mixing_arguments_are_value_errors():
     raises(ValueError, lambda: g.inverse(np.full((4, 3), np.inf)), "non-finite value in x")
     relu = clica.Mixing(3, cond_pool=100, activation="relu")
     assert np.isfinite(relu.forward(Z)).all()
-    raises(ValueError, lambda: relu.inverse(Z), "relu")
+    raises(ValueError, lambda: relu.inverse(Z), "ReLU network is not injective")
 
 
 def test_bad_configurations_are_value_errors_naming_the_key(tmp_path):
@@ -112,7 +114,7 @@ def test_bad_configurations_are_value_errors_naming_the_key(tmp_path):
     raises(ValueError, lambda: clica.train(overrides={"train.steps": 0}, progress=False), "train.steps")
     raises(ValueError, lambda: clica.train({"loss": {"tau": -1.0}}, progress=False), "loss.tau")
     raises(ValueError, lambda: clica.Data({"data": {"conditional": {"kind": "vmf", "kappa": "much"}}}), "kappa")
-    raises(ValueError, lambda: clica.Data(overrides={"data.space.kind": "box"}), "vmf")
+    raises(ValueError, lambda: clica.Data(overrides={"data.space.kind": "box"}), "von Mises-Fisher")
     raises(TypeError, lambda: clica.train({"train": {"ema": None}}, progress=False), "train.ema")
     raises(TypeError, lambda: clica.train(overrides="train.steps=3", progress=False), "overrides")
     raises(TypeError, lambda: clica.train(42, progress=False), "config")
