@@ -53,7 +53,6 @@ mod scores;
 mod train;
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 
 /// `value` as a Python object, through its JSON form (the text `clica` would print).
 pub(crate) fn to_python<'py>(
@@ -84,22 +83,52 @@ fn _time_evaluate<'py>(
         .map_err(errors::to_py)
 }
 
-/// `_time_sampling(prior, n, seed, repeats) -> (list[float], list[float])`: seconds of each
-/// of `repeats` marginal draws of `n` and conditional draws around them, in Rust alone. For
-/// `benches/overhead.py`.
+/// `_time_marginal(prior, n, seed, repeats) -> list[float]`: seconds of each of `repeats`
+/// marginal draws of `n` rows in Rust alone. For `benches/overhead.py`.
 #[pyfunction]
-fn _time_sampling<'py>(
+fn _time_marginal<'py>(
     py: Python<'py>,
     prior: &prior::Prior,
     n: &Bound<'py, PyAny>,
     seed: &Bound<'py, PyAny>,
     repeats: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+) -> PyResult<Vec<f64>> {
     let n = arrays::count("n", n)?;
     let seed = arrays::unsigned("seed", seed)?;
     let repeats = arrays::count("repeats", repeats)?;
-    let (m, c) = py.detach(|| prior::time_sampling(prior, n, seed, repeats));
-    Ok((PyList::new(py, m)?, PyList::new(py, c)?))
+    Ok(py.detach(|| prior::time_marginal(prior, n, seed, repeats)))
+}
+
+/// `_time_conditional(prior, z, seed, repeats) -> list[float]`: seconds of each of `repeats`
+/// conditional draws around the rows of `z` in Rust alone. For `benches/overhead.py`.
+#[pyfunction]
+fn _time_conditional<'py>(
+    py: Python<'py>,
+    prior: &prior::Prior,
+    z: &Bound<'py, PyAny>,
+    seed: &Bound<'py, PyAny>,
+    repeats: &Bound<'py, PyAny>,
+) -> PyResult<Vec<f64>> {
+    let z = arrays::floats("z", z)?;
+    let seed = arrays::unsigned("seed", seed)?;
+    let repeats = arrays::count("repeats", repeats)?;
+    let view = z.view();
+    py.detach(|| prior::time_conditional(prior, view, seed, repeats))
+}
+
+/// `_time_anchor_check(prior, z, repeats) -> list[float]`: seconds of each of `repeats` checks
+/// of the anchors `z` that `sample_conditional` makes. For `benches/overhead.py`.
+#[pyfunction]
+fn _time_anchor_check<'py>(
+    py: Python<'py>,
+    prior: &prior::Prior,
+    z: &Bound<'py, PyAny>,
+    repeats: &Bound<'py, PyAny>,
+) -> PyResult<Vec<f64>> {
+    let z = arrays::floats("z", z)?;
+    let repeats = arrays::count("repeats", repeats)?;
+    let view = z.view();
+    py.detach(|| prior::time_anchor_check(prior, view, repeats))
 }
 
 /// The Rust extension of the `clica` package; import `clica`, which re-exports it.
@@ -117,6 +146,8 @@ fn _clica(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add_function(wrap_pyfunction!(train::resume, m)?)?;
     m.add_function(wrap_pyfunction!(_time_evaluate, m)?)?;
-    m.add_function(wrap_pyfunction!(_time_sampling, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_marginal, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_conditional, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_anchor_check, m)?)?;
     Ok(())
 }

@@ -61,6 +61,24 @@ impl Prior {
                 self.flags.dim
             ))));
         }
+        // One pass in the common case (every row fine); the checks below name a problem.
+        let (low, high, sphere) = match self.prior.space() {
+            Space::Box { low, high } => (low, high, false),
+            Space::Sphere { .. } => (f64::NEG_INFINITY, f64::INFINITY, true),
+            Space::Unbounded => (f64::NEG_INFINITY, f64::INFINITY, false),
+        };
+        let fine = match z.as_slice() {
+            Some(all) => all
+                .chunks_exact(z.ncols().max(1))
+                .all(|row| row_fine(row.iter().copied(), low, high, sphere)),
+            None => z
+                .rows()
+                .into_iter()
+                .all(|row| row_fine(row.iter().copied(), low, high, sphere)),
+        };
+        if fine {
+            return Ok(());
+        }
         clica_core::check::finite("z", z).map_err(core_err)?;
         match self.prior.space() {
             Space::Box { low, high } => {
@@ -98,6 +116,19 @@ impl Prior {
         self.prior
             .conditional(&mut RunSeed::new(seed).stream("prior.conditional"), z)
     }
+}
+
+/// Whether every entry of `row` is finite and in `[low, high]`, and (for the sphere) the row
+/// has a finite, non-zero norm.
+#[inline]
+fn row_fine(row: impl Iterator<Item = f64>, low: f64, high: f64, sphere: bool) -> bool {
+    let (mut squares, mut ok) = (0.0, true);
+    for v in row {
+        squares += v * v;
+        // `&`, not `&&`: no branch per entry.
+        ok &= v.is_finite() & (v >= low) & (v <= high);
+    }
+    ok && (!sphere || (squares > 0.0 && squares.is_finite()))
 }
 
 /// `n` for sampling: at least 1, as `clica sample` requires.
@@ -224,16 +255,42 @@ impl Prior {
     }
 }
 
-/// Times `clica sample`'s two draws in Rust alone, for the overhead measurement.
-pub fn time_sampling(prior: &Prior, n: usize, seed: u64, repeats: usize) -> (Vec<f64>, Vec<f64>) {
-    let (mut marginal, mut conditional) = (Vec::new(), Vec::new());
-    for _ in 0..repeats {
-        let t = std::time::Instant::now();
-        let z = std::hint::black_box(prior.marginal_array(n, seed));
-        marginal.push(t.elapsed().as_secs_f64());
-        let t = std::time::Instant::now();
-        std::hint::black_box(prior.conditional_array(z.view(), seed));
-        conditional.push(t.elapsed().as_secs_f64());
-    }
-    (marginal, conditional)
+/// Seconds of each of `repeats` marginal draws of `n` rows, in Rust alone (for the overhead
+/// measurement).
+pub fn time_marginal(prior: &Prior, n: usize, seed: u64, repeats: usize) -> Vec<f64> {
+    time_repeats(repeats, || prior.marginal_array(n, seed))
+}
+
+/// Seconds of each of `repeats` conditional draws around `z`, in Rust alone (anchors
+/// checked once, as `sample_conditional` checks them).
+pub fn time_conditional(
+    prior: &Prior,
+    z: ArrayView2<'_, f64>,
+    seed: u64,
+    repeats: usize,
+) -> PyResult<Vec<f64>> {
+    prior.check_anchors(z)?;
+    Ok(time_repeats(repeats, || prior.conditional_array(z, seed)))
+}
+
+/// Seconds of each of `repeats` checks of anchors `z` (what `sample_conditional` adds to the
+/// Rust function, which asserts instead).
+pub fn time_anchor_check(
+    prior: &Prior,
+    z: ArrayView2<'_, f64>,
+    repeats: usize,
+) -> PyResult<Vec<f64>> {
+    prior.check_anchors(z)?;
+    Ok(time_repeats(repeats, || prior.check_anchors(z).is_ok()))
+}
+
+/// Seconds of each of `repeats` calls of `f`.
+pub fn time_repeats<T>(repeats: usize, mut f: impl FnMut() -> T) -> Vec<f64> {
+    (0..repeats)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        })
+        .collect()
 }

@@ -125,17 +125,13 @@ enum CorrelationFlag {
     Spearman,
 }
 
-/// Times `clica eval`'s computation in Rust alone, for the overhead measurement.
+/// Seconds of each of `repeats` runs of `clica eval`'s computation, in Rust alone (for the
+/// overhead measurement).
 pub fn time_evaluate(
     z: ArrayView2<'_, f64>,
     h: ArrayView2<'_, f64>,
     repeats: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    (0..repeats)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            std::hint::black_box(eval_scores(z, h)?);
-            Ok(t.elapsed().as_secs_f64())
-        })
-        .collect()
+    eval_scores(z, h)?;
+    Ok(crate::prior::time_repeats(repeats, || eval_scores(z, h)))
 }
