@@ -86,49 +86,32 @@ fn _time_evaluate<'py>(
 /// `_time_marginal(prior, n, seed, repeats) -> list[float]`: seconds of each of `repeats`
 /// marginal draws of `n` rows in Rust alone. For `benches/overhead.py`.
 #[pyfunction]
-fn _time_marginal<'py>(
-    py: Python<'py>,
+fn _time_marginal(
+    py: Python<'_>,
     prior: &prior::Prior,
-    n: &Bound<'py, PyAny>,
-    seed: &Bound<'py, PyAny>,
-    repeats: &Bound<'py, PyAny>,
-) -> PyResult<Vec<f64>> {
-    let n = arrays::count("n", n)?;
-    let seed = arrays::unsigned("seed", seed)?;
-    let repeats = arrays::count("repeats", repeats)?;
-    Ok(py.detach(|| prior::time_marginal(prior, n, seed, repeats)))
+    n: usize,
+    seed: u64,
+    repeats: usize,
+) -> Vec<f64> {
+    py.detach(|| prior::time_marginal(prior, n, seed, repeats))
 }
 
-/// `_time_conditional(prior, z, seed, repeats) -> list[float]`: seconds of each of `repeats`
-/// conditional draws around the rows of `z` in Rust alone. For `benches/overhead.py`.
+/// `_time_conditional(prior, z, seed, repeats, check_only=False) -> list[float]`: seconds of
+/// each of `repeats` conditional draws around the rows of `z` in Rust alone, or of the check
+/// of `z` that `sample_conditional` makes first. For `benches/overhead.py`.
 #[pyfunction]
-fn _time_conditional<'py>(
-    py: Python<'py>,
+#[pyo3(signature = (prior, z, seed, repeats, check_only = false))]
+fn _time_conditional(
+    py: Python<'_>,
     prior: &prior::Prior,
-    z: &Bound<'py, PyAny>,
-    seed: &Bound<'py, PyAny>,
-    repeats: &Bound<'py, PyAny>,
+    z: &Bound<'_, PyAny>,
+    seed: u64,
+    repeats: usize,
+    check_only: bool,
 ) -> PyResult<Vec<f64>> {
     let z = arrays::floats("z", z)?;
-    let seed = arrays::unsigned("seed", seed)?;
-    let repeats = arrays::count("repeats", repeats)?;
     let view = z.view();
-    py.detach(|| prior::time_conditional(prior, view, seed, repeats))
-}
-
-/// `_time_anchor_check(prior, z, repeats) -> list[float]`: seconds of each of `repeats` checks
-/// of the anchors `z` that `sample_conditional` makes. For `benches/overhead.py`.
-#[pyfunction]
-fn _time_anchor_check<'py>(
-    py: Python<'py>,
-    prior: &prior::Prior,
-    z: &Bound<'py, PyAny>,
-    repeats: &Bound<'py, PyAny>,
-) -> PyResult<Vec<f64>> {
-    let z = arrays::floats("z", z)?;
-    let repeats = arrays::count("repeats", repeats)?;
-    let view = z.view();
-    py.detach(|| prior::time_anchor_check(prior, view, repeats))
+    py.detach(|| prior::time_conditional(prior, view, seed, repeats, check_only))
 }
 
 /// The Rust extension of the `clica` package; import `clica`, which re-exports it.
@@ -148,6 +131,5 @@ fn _clica(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_time_evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(_time_marginal, m)?)?;
     m.add_function(wrap_pyfunction!(_time_conditional, m)?)?;
-    m.add_function(wrap_pyfunction!(_time_anchor_check, m)?)?;
     Ok(())
 }

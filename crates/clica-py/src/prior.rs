@@ -261,27 +261,22 @@ pub fn time_marginal(prior: &Prior, n: usize, seed: u64, repeats: usize) -> Vec<
     time_repeats(repeats, || prior.marginal_array(n, seed))
 }
 
-/// Seconds of each of `repeats` conditional draws around `z`, in Rust alone (anchors
-/// checked once, as `sample_conditional` checks them).
+/// Seconds of each of `repeats` conditional draws around `z` in Rust alone (anchors checked
+/// once, as `sample_conditional` checks them), or with `check_only` of the check alone (what
+/// `sample_conditional` adds to the Rust function, which asserts instead).
 pub fn time_conditional(
     prior: &Prior,
     z: ArrayView2<'_, f64>,
     seed: u64,
     repeats: usize,
+    check_only: bool,
 ) -> PyResult<Vec<f64>> {
     prior.check_anchors(z)?;
-    Ok(time_repeats(repeats, || prior.conditional_array(z, seed)))
-}
-
-/// Seconds of each of `repeats` checks of anchors `z` (what `sample_conditional` adds to the
-/// Rust function, which asserts instead).
-pub fn time_anchor_check(
-    prior: &Prior,
-    z: ArrayView2<'_, f64>,
-    repeats: usize,
-) -> PyResult<Vec<f64>> {
-    prior.check_anchors(z)?;
-    Ok(time_repeats(repeats, || prior.check_anchors(z).is_ok()))
+    Ok(if check_only {
+        time_repeats(repeats, || prior.check_anchors(z).is_ok())
+    } else {
+        time_repeats(repeats, || prior.conditional_array(z, seed))
+    })
 }
 
 /// Seconds of each of `repeats` calls of `f`.
