@@ -1,7 +1,7 @@
 """Train a PyTorch encoder on clica's data-generating process and score it with clica.evaluate.
 
     python crates/clica-py/examples/torch_encoder.py [--config configs/table1/row01.toml]
-        [--steps 2000] [--batch 512] [--lr 1e-4] [--tau 0.1]
+        [--steps 2000] [--batch 512] [--lr 1e-4] [--tau 0.1] [--set data.conditional.kappa=10]
 
 The batches (x, x̃, z) come from `clica.Data(config).batches()`: anchors and positives from the
 configuration's prior, pushed through the mixing g that `clica train` would use for the same
@@ -36,11 +36,12 @@ def main(argv=None):
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--eval-samples", type=int, default=4096)
     ap.add_argument("--cond-pool", type=int, default=None, help="override mixing.cond_pool (the paper: 25000)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a configuration override, as clica train --set")
     args = ap.parse_args(argv)
 
-    overrides = {"train.batch": args.batch, "train.steps": args.steps}
+    overrides = [f"train.batch={args.batch}", f"train.steps={args.steps}", *args.set]
     if args.cond_pool is not None:
-        overrides["mixing.cond_pool"] = args.cond_pool
+        overrides.append(f"mixing.cond_pool={args.cond_pool}")
     data = clica.Data(args.config, overrides=overrides)
     print(f"data: {data!r}")
     base = identity_baseline(data, args.eval_samples)
