@@ -94,7 +94,7 @@ fn temporary_folder() -> PyResult<PathBuf> {
 ///   list of them layered in order (later ones win, table by table); None: the defaults.
 /// * `out`: the run folder (created; locked while the run goes on, as `clica train` locks
 ///   it). None: a new temporary folder, removed after a completed run and kept when it
-///   stops early (the error names it).
+///   stops early (a Ctrl-C message names it).
 /// * `overrides`: `["train.steps=500", …]` or `{"train.steps": 500, …}`, as `--set`.
 /// * `progress`: print progress on stderr as `clica train` does.
 ///
