@@ -2,8 +2,11 @@
 //!
 //! * `cargo xtask ci` — what CI runs: format check, clippy with warnings as errors (without
 //!   and with the optional dfdx backend), the dependency-layering check, rustdoc with
-//!   warnings as errors, the dfdx backend's tests, then the whole test suite in release,
-//!   ending with one summary line `tests: N passed, N failed, N skipped`.
+//!   warnings as errors, the dfdx backend's tests, the Python package's pytest suite (as
+//!   `python` below), then the whole test suite in release, ending with one summary line
+//!   `tests: N passed, N failed, N skipped` that counts the Rust and the Python tests.
+//! * `cargo xtask python` — only the Python package: builds `crates/clica-py` into the
+//!   virtual environment `target/py-venv` and runs its pytest suite.
 //! * `cargo xtask layering` — only the dependency-layering check.
 //! * `cargo xtask reproduce` — the paper's Tables 1 and 2: one `clica train` process per row
 //!   and seed, resumable, then the tables, `results.json` and SVG figures (see `--help`).
@@ -52,8 +55,9 @@ fn main() -> ExitCode {
         Some("reproduce") => reproduce::reproduce(&args[1..]),
         Some("ablation") => ablation::ablation(&args[1..]),
         Some("smoke") => smoke(),
+        Some("python") => python().and_then(|c| c.verdict("pytest")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|layering|reproduce|ablation|smoke> (reproduce --help for its options)");
+            eprintln!("usage: cargo xtask <ci|layering|reproduce|ablation|smoke|python> (reproduce --help for its options)");
             return ExitCode::from(2);
         }
     };
@@ -144,7 +148,141 @@ fn ci() -> Result<(), String> {
             "dfdx",
         ]),
     )?;
-    tests()
+    // Counted into the final summary line; a failing Python test fails CI there.
+    let python = python()?;
+    tests(python)
+}
+
+/// Test counts, as the final summary line reports them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    skipped: u64,
+}
+
+impl Counts {
+    /// `Ok` when something ran and nothing failed.
+    fn verdict(self, what: &str) -> Result<(), String> {
+        println!(
+            "{what}: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        );
+        if self.failed == 0 && self.passed > 0 {
+            Ok(())
+        } else {
+            Err(format!("{what} failed"))
+        }
+    }
+}
+
+/// The versions CI installs into the Python environment (from the package registry).
+const PYTHON_PACKAGES: &[&str] = &["maturin==1.16.0", "numpy==2.4.6", "pytest==9.2.0"];
+
+/// The Python package: creates the virtual environment `target/py-venv` (with the `python3`
+/// on PATH, or `$CLICA_PYTHON`) if missing, installs [`PYTHON_PACKAGES`] into it, builds and
+/// installs `crates/clica-py` with `pip install` (maturin as the PEP 517 backend), and runs
+/// its pytest suite against the release `clica` binary (`CLICA_BIN`). Setup failures are
+/// errors; test failures are counted.
+fn python() -> Result<Counts, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?
+        .to_path_buf();
+    let venv = root.join("target/py-venv");
+    let bin = venv.join("bin");
+    let py = bin.join("python");
+    if !py.exists() {
+        let python3 = std::env::var("CLICA_PYTHON").unwrap_or_else(|_| "python3".into());
+        step(
+            &format!("{python3} -m venv target/py-venv"),
+            Command::new(&python3).args(["-m", "venv"]).arg(&venv),
+        )?;
+    }
+    // pip's build step finds maturin on PATH.
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    let path =
+        std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&paths)))
+            .map_err(|e| e.to_string())?;
+    let in_venv = |args: &[&str]| {
+        let mut c = Command::new(&py);
+        c.args(args)
+            .current_dir(&root)
+            .env("PATH", &path)
+            .env("VIRTUAL_ENV", &venv);
+        c
+    };
+    let pip = ["-m", "pip", "install", "-q", "--disable-pip-version-check"];
+    step(
+        &format!("pip install {}", PYTHON_PACKAGES.join(" ")),
+        &mut in_venv(&[&pip[..], PYTHON_PACKAGES].concat()),
+    )?;
+    step(
+        "cargo build --release -p clica (the binary the Python tests compare with)",
+        cargo().args(["build", "--release", "-p", "clica"]),
+    )?;
+    step(
+        "pip install ./crates/clica-py",
+        &mut in_venv(
+            &[
+                &pip[..],
+                &["--no-build-isolation", "--force-reinstall", "--no-deps"],
+                &["./crates/clica-py"],
+            ]
+            .concat(),
+        ),
+    )?;
+    let junit = venv.join("junit.xml");
+    let _ = std::fs::remove_file(&junit);
+    eprintln!("\n==> pytest crates/clica-py/tests");
+    let status = in_venv(&[
+        "-m",
+        "pytest",
+        "crates/clica-py/tests",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ])
+    .arg(format!("--junitxml={}", junit.display()))
+    .env("CLICA_BIN", root.join("target/release/clica"))
+    .status()
+    .map_err(|e| format!("cannot start pytest: {e}"))?;
+    let xml = std::fs::read_to_string(&junit)
+        .map_err(|e| format!("pytest wrote no report {} ({status}): {e}", junit.display()))?;
+    let counts = junit_counts(&xml)?;
+    if !status.success() && counts.failed == 0 {
+        return Err(format!("pytest failed ({status}) without a failing test"));
+    }
+    Ok(counts)
+}
+
+/// The counts of a pytest JUnit XML report: its `<testsuite>` element's `tests`,
+/// `failures`, `errors` and `skipped` attributes (errors count as failures).
+fn junit_counts(xml: &str) -> Result<Counts, String> {
+    let start = xml
+        .find("<testsuite ")
+        .ok_or("the pytest report has no <testsuite>")?;
+    let end = xml[start..].find('>').ok_or("truncated pytest report")?;
+    let tag = &xml[start..start + end];
+    let attr = |name: &str| -> Result<u64, String> {
+        let key = format!(" {name}=\"");
+        let at = tag
+            .find(&key)
+            .ok_or_else(|| format!("the pytest report has no `{name}`"))?
+            + key.len();
+        tag[at..]
+            .split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("the pytest report's `{name}` is not a count"))
+    };
+    let failed = attr("failures")? + attr("errors")?;
+    let skipped = attr("skipped")?;
+    Ok(Counts {
+        passed: attr("tests")?.saturating_sub(failed + skipped),
+        failed,
+        skipped,
+    })
 }
 
 /// The end-to-end smoke test of `reproduce` and `ablation` with tiny runs: every output file
@@ -308,8 +446,9 @@ fn layering() -> Result<(), String> {
     }
 }
 
-/// Runs the workspace tests in release, echoing output, and ends with one summary line.
-fn tests() -> Result<(), String> {
+/// Runs the workspace tests in release, echoing output, and ends with one summary line that
+/// adds `python`'s counts.
+fn tests(python: Counts) -> Result<(), String> {
     eprintln!("\n==> cargo test --workspace --release");
     let mut child = cargo()
         .args(["test", "--workspace", "--release", "--no-fail-fast"])
@@ -336,10 +475,38 @@ fn tests() -> Result<(), String> {
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    let rust_passed = passed;
+    let (passed, failed, ignored) = (
+        passed + python.passed,
+        failed + python.failed,
+        ignored + python.skipped,
+    );
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
-    if status.success() && failed == 0 && passed > 0 {
+    if status.success() && failed == 0 && rust_passed > 0 && python.passed > 0 {
         Ok(())
     } else {
         Err(format!("tests failed ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_counts_read_pytest_reports() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="1" failures="2" skipped="3" tests="40" time="1.2" timestamp="x" hostname="h"><testcase classname="a" name="b" time="0.1" /></testsuite></testsuites>"#;
+        assert_eq!(
+            junit_counts(xml).unwrap(),
+            Counts {
+                passed: 34,
+                failed: 3,
+                skipped: 3
+            }
+        );
+        assert!(junit_counts("<testsuites></testsuites>").is_err());
+        assert!(
+            junit_counts(r#"<testsuite tests="x" errors="0" failures="0" skipped="0">"#).is_err()
+        );
     }
 }

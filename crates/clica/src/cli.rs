@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use clica_core::{LatentPrior, RunSeed};
 use clica_generators::InvertibleMlp;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use serde_json::json;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::ffi::OsString;
@@ -231,11 +231,70 @@ fn sample(args: &SampleArgs) -> Result<()> {
 
 fn read_checked(path: &Path) -> Result<Array2<f64>> {
     let a = npy::read_f64_2d(path)?;
-    if a.nrows() == 0 || a.ncols() == 0 {
-        bail!("{}: array is empty (shape {:?})", path.display(), a.shape());
-    }
-    clica_core::check::finite(&path.display().to_string(), a.view())?;
+    check_input(&path.display().to_string(), a.view())?;
     Ok(a)
+}
+
+/// Checks an input array as the verbs check the arrays they read: at least one row and one
+/// column, every entry finite. Errors name the array `what` (a file name here; the Python
+/// package names its argument).
+///
+/// # Errors
+/// An empty array, or the first non-finite entry ([`clica_core::Error::NonFinite`]).
+pub fn check_input(what: &str, a: ArrayView2<'_, f64>) -> Result<()> {
+    if a.nrows() == 0 || a.ncols() == 0 {
+        bail!("{what}: array is empty (shape {:?})", a.shape());
+    }
+    clica_core::check::finite(what, a)?;
+    Ok(())
+}
+
+/// The scores `clica eval` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalScores {
+    /// In-sample R² ([`clica_eval::r2_in_sample`]).
+    pub r2: f64,
+    /// R² fitted on the first half of the rows, scored on the second
+    /// ([`clica_eval::r2_held_out_half`]).
+    pub r2_held_out: f64,
+    /// MCC with Pearson and with Spearman correlations; `None` when z_hat has fewer columns
+    /// than z.
+    pub mcc: Option<(clica_eval::Mcc, clica_eval::Mcc)>,
+}
+
+/// The scores of `clica eval` for representation `h` (named `h_name` in errors) of latents
+/// `z` (named `z_name`), each checked with [`check_input`] first.
+///
+/// # Errors
+/// Inputs that fail [`check_input`], different row counts, or too few rows to score.
+pub fn eval_scores(
+    z_name: &str,
+    z: ArrayView2<'_, f64>,
+    h_name: &str,
+    h: ArrayView2<'_, f64>,
+) -> Result<EvalScores> {
+    check_input(z_name, z)?;
+    check_input(h_name, h)?;
+    if z.nrows() != h.nrows() {
+        bail!(
+            "row counts differ: {z_name} has {} rows, {h_name} has {} rows",
+            z.nrows(),
+            h.nrows()
+        );
+    }
+    let mcc = if h.ncols() >= z.ncols() {
+        Some((
+            clica_eval::mcc(z, h, clica_eval::Correlation::Pearson)?,
+            clica_eval::mcc(z, h, clica_eval::Correlation::Spearman)?,
+        ))
+    } else {
+        None
+    };
+    Ok(EvalScores {
+        r2: clica_eval::r2_in_sample(z, h)?,
+        r2_held_out: clica_eval::r2_held_out_half(z, h)?,
+        mcc,
+    })
 }
 
 /// Builds the mixing network from the flags and the run seed's "generator" stream.
@@ -289,29 +348,18 @@ fn mix(a: &MixArgs) -> Result<()> {
 fn eval(a: &EvalArgs) -> Result<()> {
     let z = read_checked(&a.z)?;
     let h = read_checked(&a.z_hat)?;
-    if z.nrows() != h.nrows() {
-        bail!(
-            "row counts differ: {} has {} rows, {} has {} rows",
-            a.z.display(),
-            z.nrows(),
-            a.z_hat.display(),
-            h.nrows()
-        );
-    }
-    let r2 = clica_eval::r2_in_sample(z.view(), h.view())?;
-    let r2_held_out = clica_eval::r2_held_out_half(z.view(), h.view())?;
+    let (z_name, h_name) = (a.z.display().to_string(), a.z_hat.display().to_string());
+    let scores = eval_scores(&z_name, z.view(), &h_name, h.view())?;
     let mut out = json!({
-        "r2": r2,
-        "r2_held_out": r2_held_out,
+        "r2": scores.r2,
+        "r2_held_out": scores.r2_held_out,
         "n_samples": z.nrows(),
         "z_dim": z.ncols(),
         "z_hat_dim": h.ncols(),
         "z": a.z, "z_hat": a.z_hat,
         "held_out_protocol": "fit on the first half of the rows, score on the second half",
     });
-    if h.ncols() >= z.ncols() {
-        let p = clica_eval::mcc(z.view(), h.view(), clica_eval::Correlation::Pearson)?;
-        let s = clica_eval::mcc(z.view(), h.view(), clica_eval::Correlation::Spearman)?;
+    if let Some((p, s)) = scores.mcc {
         out["mcc_pearson"] = json!(p.score);
         out["mcc_spearman"] = json!(s.score);
         out["assignment"] = json!(p.assignment);
@@ -420,7 +468,7 @@ fn train(a: &TrainArgs) -> Result<()> {
     let (summary, out) = if let Some(dir) = &a.resume {
         // A folder that does not exist has no checkpoint either; `resume` says so.
         let _lock = if dir.is_dir() {
-            Some(lock_run_folder(dir)?)
+            Some(crate::lock::lock_run_folder(dir)?)
         } else {
             None
         };
@@ -442,7 +490,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         }
         let out = a.out.as_ref().context("--out is required")?;
         create_dir(out)?;
-        let _lock = lock_run_folder(out)?;
+        let _lock = crate::lock::lock_run_folder(out)?;
         (
             crate::train::train_with(&cfg, out, &mut progress, &options)?,
             out,
@@ -469,15 +517,6 @@ fn train(a: &TrainArgs) -> Result<()> {
     );
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
-}
-
-/// Takes the lock of run folder `dir` (so that no other `clica train` writes there while this
-/// one runs), then removes the temporary files a killed process left there.
-fn lock_run_folder(dir: &Path) -> Result<crate::lock::RunLock> {
-    let lock = crate::lock::RunLock::acquire(dir)?;
-    crate::io::remove_stale_temporaries(dir)
-        .with_context(|| format!("cannot clean up the run folder {}", dir.display()))?;
-    Ok(lock)
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {

@@ -149,6 +149,24 @@ fn remove_if_still(path: &Path, found: &Holder, dir: &Path) -> std::io::Result<b
     }
 }
 
+/// Takes the lock of run folder `dir` (which must exist) and then removes the temporary files
+/// a killed process left there ([`crate::io::remove_stale_temporaries`]): what a caller does
+/// before it trains into `dir` or resumes the run there (`clica train`, the Python
+/// package's `clica.train`). The lock is held until the returned [`RunLock`] is dropped.
+///
+/// # Errors
+/// As [`RunLock::acquire`]; [`Error::Io`] naming `dir` when it cannot be cleaned up.
+pub fn lock_run_folder(dir: &Path) -> Result<RunLock> {
+    let lock = RunLock::acquire(dir)?;
+    crate::io::remove_stale_temporaries(dir).map_err(|e| {
+        Error::io(
+            dir,
+            std::io::Error::new(e.kind(), format!("cannot clean up the run folder: {e}")),
+        )
+    })?;
+    Ok(lock)
+}
+
 /// Whether process `pid` is running.
 #[must_use]
 pub fn process_alive(pid: u32) -> bool {
