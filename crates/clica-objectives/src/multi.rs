@@ -368,7 +368,14 @@ mod tests {
         for p in [1u32, 2, 3] {
             for form in [LpForm::SimClr, LpForm::Plain] {
                 let lp = LpInfoNce::new(p, 0.7, form, SelfTerm::Keep).unwrap();
-                check(&lp, PairTerm::Lp { p: f64::from(p), tau: 0.7 }, 2);
+                check(
+                    &lp,
+                    PairTerm::Lp {
+                        p: f64::from(p),
+                        tau: 0.7,
+                    },
+                    2,
+                );
             }
         }
     }

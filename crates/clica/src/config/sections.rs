@@ -461,7 +461,7 @@ impl LossSection {
     /// The alignment average over several positives, when `positives` > 1.
     ///
     /// # Errors
-    /// `positives` out of `1..=`[`MAX_POSITIVES`], or set above 1 for a kind without a pair
+    /// `positives` out of `1..=MAX_POSITIVES` (64), or set above 1 for a kind without a pair
     /// term (`align_uniform`), named `positives`.
     pub fn extra_positives(&self) -> clica_core::Result<Option<ExtraPositives>> {
         let m = self.positives_per_anchor();
