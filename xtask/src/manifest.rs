@@ -42,6 +42,38 @@ pub struct RowSpec {
     /// `--set` overrides used under the fast protocol only.
     #[serde(default)]
     pub fast: Vec<String>,
+    /// A second protocol for a row already listed: the same row file with other `fast`
+    /// overrides, reported beside the main entry (the paper's τ = 1 next to the tuned τ). Its
+    /// folders and figures carry it as a suffix: `row09-tau1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The variant in words, for the report (required with `variant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_text: Option<String>,
+    /// A second band, on the contrastive MCC (Pearson, %): ✓ only when the mean over seeds
+    /// lies in it too. Used where the table's score cannot see what the row is about (a
+    /// rotation, invisible to R²).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcc_band: Option<[f64; 2]>,
+}
+
+impl RowSpec {
+    /// The row's name in folders and figure files: `row09`, or `row09-tau1` for a variant.
+    pub fn key(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("row{:02}-{v}", self.row),
+            None => format!("row{:02}", self.row),
+        }
+    }
+
+    /// The row's label in tables: `9`, or `9 (τ = 1)` for a variant.
+    pub fn label(&self) -> String {
+        match (&self.variant, &self.variant_text) {
+            (Some(_), Some(t)) => format!("{} ({t})", self.row),
+            (Some(v), None) => format!("{} ({v})", self.row),
+            _ => self.row.to_string(),
+        }
+    }
 }
 
 /// A row's band check; exactly one field is set.
@@ -58,7 +90,11 @@ pub struct Check {
     /// table (its identifiable sibling: same model and loss, identifiable data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below: Option<f64>,
-    /// The row a control is compared with (required with `below`).
+    /// Control row whose score the theory expects at its sibling's level: ✓ when ours is at
+    /// most this many points below row `than` (a rotation, say, which R² cannot see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_below: Option<f64>,
+    /// The row a control is compared with (required with `below` or `not_below`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub than: Option<u32>,
 }
@@ -107,7 +143,7 @@ impl Verdict {
 impl Check {
     /// Whether this is a control row.
     pub fn is_control(&self) -> bool {
-        self.below.is_some()
+        self.below.is_some() || self.not_below.is_some()
     }
 
     /// The verdict for `ours` (%), given the paper's figure and, for a control, the mean of
@@ -133,6 +169,11 @@ impl Check {
                 Some(low) => ours <= low - m,
                 None => return Verdict::NotApplicable,
             }
+        } else if let Some(m) = self.not_below {
+            match lowest_other {
+                Some(sib) => ours >= sib - m,
+                None => return Verdict::NotApplicable,
+            }
         } else {
             return Verdict::NotApplicable;
         };
@@ -152,6 +193,11 @@ impl Check {
         } else if let Some(m) = self.below {
             format!(
                 "≥ {m} pt below row {}",
+                self.than.map_or("?".into(), |t| t.to_string())
+            )
+        } else if let Some(m) = self.not_below {
+            format!(
+                "≤ {m} pt below row {}",
                 self.than.map_or("?".into(), |t| t.to_string())
             )
         } else {
@@ -175,32 +221,55 @@ impl Manifest {
     fn validate(&self, root: &Path) -> Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.row {
-            let id = format!("table {} row {}", r.table, r.row);
+            let id = format!("table {} row {}", r.table, r.label());
             if !(1..=2).contains(&r.table) {
                 return Err(format!("{id}: table must be 1 or 2"));
             }
-            if !seen.insert((r.table, r.row)) {
+            if !seen.insert((r.table, r.row, r.variant.clone())) {
                 return Err(format!("{id} is listed twice"));
+            }
+            if let Some(v) = &r.variant {
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!(
+                        "{id}: variant `{v}` must be a non-empty name of letters, digits and _"
+                    ));
+                }
+                if r.variant_text.is_none() {
+                    return Err(format!("{id}: a variant needs `variant_text`"));
+                }
+                if !self
+                    .row
+                    .iter()
+                    .any(|o| o.table == r.table && o.row == r.row && o.variant.is_none())
+                {
+                    return Err(format!("{id}: a variant needs its main row listed too"));
+                }
             }
             let set = [
                 r.check.within.is_some(),
                 r.check.range.is_some(),
                 r.check.below.is_some(),
+                r.check.not_below.is_some(),
             ];
             if set.iter().filter(|&&b| b).count() != 1 {
                 return Err(format!(
-                    "{id}: check needs exactly one of within, range, below"
+                    "{id}: check needs exactly one of within, range, below, not_below"
                 ));
             }
-            if r.check.below.is_some() != r.check.than.is_some() {
-                return Err(format!("{id}: `below` and `than` go together"));
+            if r.check.is_control() != r.check.than.is_some() {
+                return Err(format!(
+                    "{id}: `than` goes with `below` or `not_below`, and only with them"
+                ));
+            }
+            if let Some([lo, hi]) = r.mcc_band {
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    return Err(format!("{id}: `mcc_band` must be [lo, hi] with lo ≤ hi"));
+                }
             }
             if let Some(t) = r.check.than {
-                if !self
-                    .row
-                    .iter()
-                    .any(|o| o.table == r.table && o.row == t && !o.check.is_control())
-                {
+                if !self.row.iter().any(|o| {
+                    o.table == r.table && o.row == t && o.variant.is_none() && !o.check.is_control()
+                }) {
                     return Err(format!(
                         "{id}: `than = {t}` is not an identifiable row of table {}",
                         r.table
@@ -238,9 +307,29 @@ mod tests {
     #[test]
     fn shipped_manifest_is_valid_and_complete() {
         let m = Manifest::load(&root().join("configs/reproduce.toml"), &root()).unwrap();
-        let t1 = m.row.iter().filter(|r| r.table == 1).count();
-        let t2 = m.row.iter().filter(|r| r.table == 2).count();
-        assert_eq!((t1, t2), (12, 6));
+        let main = |t: u8| {
+            m.row
+                .iter()
+                .filter(|r| r.table == t && r.variant.is_none())
+                .count()
+        };
+        assert_eq!((main(1), main(2)), (12, 6));
+        // Rows 9 and 10 of Table 1 are tuned to τ = 0.1 and also run at the paper's τ = 1;
+        // rows 11 and 12 already run at τ = 1.
+        let tau1: Vec<u32> = m
+            .row
+            .iter()
+            .filter(|r| r.variant.as_deref() == Some("tau1"))
+            .map(|r| r.row)
+            .collect();
+        assert_eq!(tau1, vec![9, 10]);
+        for r in m.row.iter().filter(|r| r.variant.is_some()) {
+            assert!(
+                !r.fast.iter().any(|f| f.starts_with("loss.tau")),
+                "{}",
+                r.key()
+            );
+        }
         // Every shipped row config is in the manifest.
         for t in [1, 2] {
             for entry in std::fs::read_dir(root().join(format!("configs/table{t}"))).unwrap() {
@@ -288,6 +377,28 @@ mod tests {
             below.verdict(Some(80.0), None, None),
             Verdict::NotApplicable
         );
+        let not_below = Check {
+            not_below: Some(3.0),
+            than: Some(11),
+            ..Check::default()
+        };
+        assert!(not_below.is_control());
+        assert_eq!(
+            not_below.verdict(Some(90.0), None, Some(92.5)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            not_below.verdict(Some(95.0), None, Some(92.5)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            not_below.verdict(Some(89.0), None, Some(92.5)),
+            Verdict::Fail
+        );
+        assert_eq!(
+            not_below.verdict(Some(89.0), None, None),
+            Verdict::NotApplicable
+        );
     }
 
     #[test]
@@ -312,6 +423,8 @@ layers = [1]
             ("{ within = 1.0, below = 2.0 }", "exactly one"),
             ("{}", "exactly one"),
             ("{ wthin = 1.0 }", "unknown field"),
+            ("{ not_below = 1.0 }", "`than` goes with"),
+            ("{ within = 1.0, than = 1 }", "`than` goes with"),
         ] {
             let p = dir.join("m.toml");
             std::fs::write(&p, base.replace("CHECK", check)).unwrap();
@@ -328,6 +441,26 @@ layers = [1]
         assert!(Manifest::load(&p, &root())
             .unwrap_err()
             .contains("does not exist"));
+        // A variant needs its text and its main row; a row is listed once per variant.
+        let (row, tail) = base.split_at(base.find("[ablation]").unwrap());
+        let row = row.replace("CHECK", "{ within = 1.0 }");
+        for (text, main, want) in [
+            ("", true, "needs `variant_text`"),
+            ("variant_text = \"τ = 1\"", false, "main row listed"),
+            ("variant_text = \"τ = 1\"", true, ""),
+        ] {
+            let head = if main { row.as_str() } else { "" };
+            let text = format!("{head}{row}variant = \"tau1\"\n{text}\n{tail}");
+            std::fs::write(&p, text).unwrap();
+            match Manifest::load(&p, &root()) {
+                Ok(m) => {
+                    assert!(want.is_empty(), "accepted, wanted {want}");
+                    assert_eq!(m.row[1].key(), "row01-tau1");
+                    assert_eq!(m.row[1].label(), "1 (τ = 1)");
+                }
+                Err(e) => assert!(!want.is_empty() && e.contains(want), "{e}"),
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

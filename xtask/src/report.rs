@@ -89,6 +89,8 @@ pub struct RowResult {
     pub supervised: Option<Band>,
     /// Contrastive over seeds.
     pub contrastive: Option<Band>,
+    /// Contrastive MCC (Pearson) over seeds, % (the table's score in Table 2).
+    pub contrastive_mcc: Option<Band>,
     /// The band check.
     pub verdict: Verdict,
 }
@@ -166,26 +168,38 @@ pub fn aggregate(rows: Vec<(RowSpec, Vec<SeedResult>)>) -> Vec<RowResult> {
                 identity: col(|s| s.identity),
                 supervised: col(|s| s.supervised),
                 contrastive: col(|s| s.contrastive),
+                contrastive_mcc: col(|s| s.contrastive_mcc),
                 seeds,
                 spec,
                 verdict: Verdict::NotApplicable,
             }
         })
         .collect();
-    let sibling = |r: &RowResult, out: &[RowResult]| {
-        let t = r.spec.check.than?;
-        out.iter()
-            .find(|o| o.spec.table == r.spec.table && o.spec.row == t)
-            .and_then(|o| o.contrastive.map(|b| b.mean))
-    };
-    let lows: Vec<Option<f64>> = out.iter().map(|r| sibling(r, &out)).collect();
+    let lows: Vec<Option<f64>> = out
+        .iter()
+        .map(|r| sibling(r, &out).and_then(|o| o.contrastive.map(|b| b.mean)))
+        .collect();
     for (r, low) in out.iter_mut().zip(lows) {
-        r.verdict = r
+        let main = r
             .spec
             .check
             .verdict(r.contrastive.map(|b| b.mean), r.spec.paper, low);
+        r.verdict = match (main, r.spec.mcc_band, r.contrastive_mcc) {
+            (Verdict::Pass, Some([lo, hi]), Some(m)) if !(lo..=hi).contains(&m.mean) => {
+                Verdict::Fail
+            }
+            (Verdict::Pass, Some(_), None) => Verdict::NotApplicable,
+            (v, _, _) => v,
+        };
     }
     out
+}
+
+/// The row a control is judged against (its `than`, the main entry), when it is in `rows`.
+fn sibling<'a>(r: &RowResult, rows: &'a [RowResult]) -> Option<&'a RowResult> {
+    let t = r.spec.check.than?;
+    rows.iter()
+        .find(|o| o.spec.table == r.spec.table && o.spec.row == t && o.spec.variant.is_none())
 }
 
 fn paper_cell(ours: Option<Band>, paper: Option<f64>) -> String {
@@ -211,7 +225,10 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
         "| row | setting | identity (paper) | supervised (paper) | contrastive | paper | ours − paper | check | band |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-    for r in rows.iter().filter(|r| r.spec.table == table) {
+    for r in rows
+        .iter()
+        .filter(|r| r.spec.table == table && r.spec.variant.is_none())
+    {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
@@ -236,7 +253,7 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
             r.seeds.iter().filter_map(move |s| {
                 s.error
                     .as_ref()
-                    .map(|e| format!("row {} seed {}: {e}", r.spec.row, s.seed))
+                    .map(|e| format!("row {} seed {}: {e}", r.spec.label(), s.seed))
             })
         })
         .collect();
@@ -246,39 +263,102 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
             let _ = writeln!(md, "- {f}");
         }
     }
+    variants_markdown(&mut md, table, rows);
     // The non-identifiable controls, in words.
     for r in rows
         .iter()
         .filter(|r| r.spec.table == table && r.spec.check.is_control())
     {
         let t = r.spec.check.than.unwrap_or(0);
-        let sib = rows
-            .iter()
-            .find(|o| o.spec.table == table && o.spec.row == t)
-            .and_then(|o| o.contrastive);
-        let _ = match (r.contrastive, sib) {
-            (Some(c), Some(s)) => writeln!(
-                md,
-                "\nControl (row {}): contrastive {:.2} against {:.2} for row {t}, its identifiable \
-                 sibling (same model and loss): {:.2} points lower, {} (the paper: {}).",
-                r.spec.row,
-                c.mean,
-                s.mean,
-                s.mean - c.mean,
-                match r.verdict {
-                    Verdict::Pass => "clearly lower, as the paper reports",
-                    _ => "NOT clearly lower",
-                },
-                r.spec.paper_text
-            ),
-            _ => writeln!(
+        let sib = sibling(r, rows);
+        let Some((c, s)) = r.contrastive.zip(sib.and_then(|o| o.contrastive)) else {
+            let _ = writeln!(
                 md,
                 "\nControl (row {}): run row {t} of the same table too to judge it.",
                 r.spec.row
-            ),
+            );
+            continue;
         };
+        let words = if r.spec.check.below.is_some() {
+            match r.verdict {
+                Verdict::Pass => "clearly lower, as the paper reports",
+                _ => "NOT clearly lower",
+            }
+        } else if r.spec.check.verdict(Some(c.mean), None, Some(s.mean)) == Verdict::Pass {
+            "at its sibling's level, as the theory expects of a score that cannot see a rotation"
+        } else {
+            "NOT at its sibling's level"
+        };
+        let _ = writeln!(
+            md,
+            "\nControl (row {}): contrastive {:.2} against {:.2} for row {t}, its identifiable \
+             sibling (same model and loss): {:.2} points lower, {words} (the paper: {}).",
+            r.spec.row,
+            c.mean,
+            s.mean,
+            s.mean - c.mean,
+            r.spec.paper_text
+        );
+        if let Some([lo, hi]) = r.spec.mcc_band {
+            let per_seed = |x: &RowResult| {
+                x.seeds
+                    .iter()
+                    .filter_map(|s| s.contrastive_mcc.map(|m| format!("{m:.1}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let inside = r
+                .contrastive_mcc
+                .is_some_and(|m| (lo..=hi).contains(&m.mean));
+            let _ = writeln!(
+                md,
+                "Its MCC, the score that sees a rotation: {} (seeds: {}) against the band \
+                 [{lo}, {hi}] of a uniformly random rotation: {}. Row {t}: {} (seeds: {}).",
+                Band::text(r.contrastive_mcc),
+                per_seed(r),
+                if inside {
+                    "inside, so its axes are no better than a random rotation's"
+                } else {
+                    "OUTSIDE"
+                },
+                Band::text(sib.and_then(|o| o.contrastive_mcc)),
+                sib.map(per_seed).unwrap_or_default()
+            );
+        }
     }
     md
+}
+
+/// The rows run under a second protocol (`variant`), beside their main entry.
+fn variants_markdown(md: &mut String, table: u8, rows: &[RowResult]) {
+    let variants: Vec<&RowResult> = rows
+        .iter()
+        .filter(|r| r.spec.table == table && r.spec.variant.is_some())
+        .collect();
+    if variants.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Rows under a second protocol\n\n| row | setting | contrastive, main protocol | \
+         contrastive, second protocol | second protocol | paper | check |\n|---|---|---|---|---|---|---|"
+    );
+    for v in variants {
+        let main = rows.iter().find(|m| {
+            m.spec.table == table && m.spec.row == v.spec.row && m.spec.variant.is_none()
+        });
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | **{}** | {} | {} | {} |",
+            v.spec.row,
+            v.spec.setting,
+            Band::text(main.and_then(|m| m.contrastive)),
+            Band::text(v.contrastive),
+            v.spec.variant_text.as_deref().unwrap_or_default(),
+            v.spec.paper_text,
+            v.verdict.mark()
+        );
+    }
 }
 
 /// Reads `(step, score %)` from a run's `metrics.jsonl`, skipping lines that are not a
@@ -337,7 +417,7 @@ pub fn row_plot(r: &RowResult, out: &Path) -> String {
         &format!(
             "Table {} row {}: {}",
             r.spec.table,
-            r.spec.row,
+            r.spec.label(),
             short(&r.spec.setting)
         ),
         "step",
@@ -359,7 +439,10 @@ pub fn summary_plot(table: u8, rows: &[RowResult]) -> String {
         .iter()
         .filter(|r| r.spec.table == table)
         .map(|r| Dot {
-            label: r.spec.row.to_string(),
+            label: match &r.spec.variant {
+                Some(v) => format!("{}·{v}", r.spec.row),
+                None => r.spec.row.to_string(),
+            },
             ours: r.contrastive.map(|b| (b.mean, b.std)),
             paper: r.spec.paper,
             identity: r.identity.map(|b| b.mean),
@@ -391,10 +474,17 @@ mod tests {
             paper_supervised: None,
             check,
             fast: vec![],
+            variant: None,
+            variant_text: None,
+            mcc_band: None,
         }
     }
 
     fn summary(r2: f64) -> Summary {
+        summary_mcc(r2, 0.5)
+    }
+
+    fn summary_mcc(r2: f64, mcc: f64) -> Summary {
         let ms = |mean: f64| serde_json::json!({"mean": mean, "std": 0.0});
         let scores = |r2: f64, mcc: f64| {
             serde_json::json!({"r2": ms(r2), "r2_held_out": ms(r2 - 0.01),
@@ -406,7 +496,7 @@ mod tests {
             "generator_fingerprint": "abcd",
             "identity": {"r2": 0.6, "r2_held_out": 0.59, "mcc_pearson": 0.45,
                 "mcc_spearman": 0.44, "assignment": [0, 1]},
-            "contrastive": scores(r2, 0.5),
+            "contrastive": scores(r2, mcc),
             "supervised": scores(0.99, 0.98),
             "steps": 40,
             "train_seconds": 12.0,
@@ -482,6 +572,62 @@ mod tests {
     }
 
     #[test]
+    fn variants_sit_beside_their_row_and_a_rotation_control_needs_its_mcc_band() {
+        let within = Check {
+            within: Some(5.0),
+            ..Check::default()
+        };
+        let not_below = Check {
+            not_below: Some(3.0),
+            than: Some(11),
+            ..Check::default()
+        };
+        let mut tau1 = spec(1, 9, Some(90.0), within.clone());
+        tau1.variant = Some("tau1".into());
+        tau1.variant_text = Some("the paper's τ = 1".into());
+        let mut control = spec(1, 12, None, not_below);
+        control.mcc_band = Some([50.0, 60.0]);
+        let d = Path::new("/nonexistent");
+        let one = |r2: f64, mcc: f64| vec![seed_result(1, 0, d, d, Ok(&summary_mcc(r2, mcc)))];
+        let rows = |control_mcc: f64, control_r2: f64| {
+            aggregate(vec![
+                (spec(1, 9, Some(90.0), within.clone()), one(0.97, 0.6)),
+                (tau1.clone(), one(0.88, 0.6)),
+                (spec(1, 11, Some(90.0), within.clone()), one(0.92, 0.58)),
+                (control.clone(), one(control_r2, control_mcc)),
+            ])
+        };
+        let out = rows(0.55, 0.91);
+        assert_eq!(out[1].verdict, Verdict::Pass);
+        assert_eq!(out[3].verdict, Verdict::Pass);
+        let md = table_markdown(1, &out, "h");
+        // The variant is not a row of the main table but a line of the second table.
+        let (main, second) = md.split_once("## Rows under a second protocol").unwrap();
+        assert_eq!(main.lines().filter(|l| l.starts_with("| 9 |")).count(), 1);
+        assert_eq!(second.lines().filter(|l| l.starts_with("| 9 |")).count(), 1);
+        assert!(
+            md.contains("| 9 | setting 9 | 97.00 | **88.00** | the paper's τ = 1 | 90 | ✓ |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("1.00 points lower, at its sibling's level"),
+            "{md}"
+        );
+        assert!(
+            md.contains("55.00 (seeds: 55.0) against the band [50, 60]"),
+            "{md}"
+        );
+        assert!(md.contains("inside"), "{md}");
+        // An MCC outside the band fails the row although its R² is at the sibling's level;
+        // an R² far below fails it although its MCC is in the band.
+        assert_eq!(rows(0.70, 0.91)[3].verdict, Verdict::Fail);
+        assert!(table_markdown(1, &rows(0.70, 0.91), "h").contains("OUTSIDE"));
+        assert_eq!(rows(0.55, 0.80)[3].verdict, Verdict::Fail);
+        assert!(table_markdown(1, &rows(0.55, 0.80), "h").contains("NOT at its sibling's level"));
+        assert!(summary_plot(1, &out).contains("9·tau1"));
+    }
+
+    #[test]
     fn curves_skip_lines_that_are_not_log_points_and_scores_that_are_not_finite() {
         let dir = std::env::temp_dir().join(format!("xtask-curve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -539,8 +685,26 @@ mod tests {
         let rows = aggregate(rows);
         assert_eq!(rows.len(), 18);
         for (r, c) in rows.iter().zip(committed["rows"].as_array().unwrap()) {
-            assert_eq!(as_read(r), *c);
-            let name = format!("plots/table{}_row{:02}.svg", r.spec.table, r.spec.row);
+            // Every figure the committed file holds reads back unchanged; fields added to
+            // the report after it was written (`contrastive_mcc`) are checked by the other
+            // tests, not against it.
+            let mut ours = as_read(r);
+            let (mine, theirs) = (ours.as_object_mut().unwrap(), c.as_object().unwrap());
+            let added: Vec<String> = mine
+                .keys()
+                .filter(|k| !theirs.contains_key(*k))
+                .cloned()
+                .collect();
+            assert_eq!(
+                added,
+                ["contrastive_mcc"],
+                "fields the committed file lacks"
+            );
+            for k in added {
+                mine.remove(&k);
+            }
+            assert_eq!(ours, *c);
+            let name = format!("plots/table{}_{}.svg", r.spec.table, r.spec.key());
             let svg = std::fs::read_to_string(out.join(&name)).unwrap();
             assert!(row_plot(r, &out) == svg, "{name} differs");
         }

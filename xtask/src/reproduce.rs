@@ -312,11 +312,11 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     for r in &selected {
         for seed in 0..seeds {
             jobs.push(Job {
-                label: format!("table{} row{:02} seed{seed}", r.table, r.row),
+                label: format!("table{} {} seed{seed}", r.table, r.key()),
                 args: run_args(&r.config, &protocol, &r.fast, &o, seed, &supervised),
                 dir: o
                     .out
-                    .join(format!("runs/table{}/row{:02}/seed{seed}", r.table, r.row)),
+                    .join(format!("runs/table{}/{}/seed{seed}", r.table, r.key())),
             });
         }
     }
@@ -383,10 +383,8 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     }
     for r in &rows {
         write_file(
-            &o.out.join(format!(
-                "plots/table{}_row{:02}.svg",
-                r.spec.table, r.spec.row
-            )),
+            &o.out
+                .join(format!("plots/table{}_{}.svg", r.spec.table, r.spec.key())),
             &report::row_plot(r, &o.out),
         )?;
     }
@@ -403,7 +401,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         eprintln!(
             "table {} row {:>2}: contrastive {:>14}  paper {:<16} {}",
             r.spec.table,
-            r.spec.row,
+            r.spec.label(),
             Band::text(r.contrastive),
             r.spec.paper_text,
             r.verdict.mark()
