@@ -65,6 +65,10 @@ pub struct LogPoint {
     /// Seconds since training started.
     #[serde(deserialize_with = "nan_if_null")]
     pub elapsed_s: f64,
+    /// With averaged weights (`train.ema`), the in-sample R² of the raw weights on the same
+    /// samples (`r2` is the average's); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2_raw: Option<f64>,
 }
 
 /// Mean and sample standard deviation.

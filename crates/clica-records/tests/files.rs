@@ -80,6 +80,7 @@ fn early_stops_omit_what_they_did_not_reach_and_nan_round_trips_as_null() {
         r2: 0.5,
         mcc: f64::NAN,
         elapsed_s: 0.0,
+        r2_raw: None,
     };
     let line = serde_json::to_string(&p).unwrap();
     assert!(line.contains("\"mcc\":null"), "{line}");
@@ -87,6 +88,18 @@ fn early_stops_omit_what_they_did_not_reach_and_nan_round_trips_as_null() {
         .unwrap()
         .mcc
         .is_nan());
+    // The raw weights' R² is written only when a run averages its weights.
+    assert!(!line.contains("r2_raw"), "{line}");
+    let both = LogPoint {
+        r2_raw: Some(0.25),
+        ..p
+    };
+    let line = serde_json::to_string(&both).unwrap();
+    assert!(line.contains("\"r2_raw\":0.25"), "{line}");
+    assert_eq!(
+        serde_json::from_str::<LogPoint>(&line).unwrap().r2_raw,
+        Some(0.25)
+    );
     // Unknown keys and wrong types are errors, not silently dropped.
     assert!(serde_json::from_str::<Summary>(&text.replace("\"seed\"", "\"sed\"")).is_err());
     assert!(

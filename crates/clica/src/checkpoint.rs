@@ -100,6 +100,9 @@ struct StoredPoint {
     mcc: f64,
     #[serde(with = "bits")]
     elapsed_s: f64,
+    /// The raw weights' R² beside the averaged one's (bit pattern), with `train.ema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r2_raw: Option<u64>,
 }
 
 impl From<&LogPoint> for StoredPoint {
@@ -111,6 +114,7 @@ impl From<&LogPoint> for StoredPoint {
             r2: p.r2,
             mcc: p.mcc,
             elapsed_s: p.elapsed_s,
+            r2_raw: p.r2_raw.map(f64::to_bits),
         }
     }
 }
@@ -124,6 +128,7 @@ impl From<StoredPoint> for LogPoint {
             r2: p.r2,
             mcc: p.mcc,
             elapsed_s: p.elapsed_s,
+            r2_raw: p.r2_raw.map(f64::from_bits),
         }
     }
 }

@@ -496,4 +496,23 @@ fn a_run_with_averaged_weights_resumes_to_bit_identical_results_and_is_scored_wi
     assert_ne!(score(&plain), score(&full));
     let weights = |d: &Path| std::fs::read(d.join("encoder.safetensors")).unwrap();
     assert_ne!(weights(&plain), weights(&full));
+    // Every logged point of the averaged run also scores its raw weights on the same
+    // samples: the plain run trains the same weights and draws the same samples, so its R²
+    // is that raw score, bit for bit; the plain run writes no raw score of its own.
+    let points = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (averaged, raw) = (points(&full), points(&plain));
+    assert_eq!(averaged.len(), raw.len());
+    assert!(!averaged.is_empty());
+    for (a, r) in averaged.iter().zip(&raw) {
+        assert_eq!(a["step"], r["step"]);
+        assert_eq!(a["r2_raw"], r["r2"], "step {}", a["step"]);
+        assert!(r.get("r2_raw").is_none());
+    }
+    assert!(averaged.iter().zip(&raw).any(|(a, r)| a["r2"] != r["r2"]));
 }

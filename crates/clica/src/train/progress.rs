@@ -66,8 +66,11 @@ impl Observer for Progress {
     fn log(&mut self, p: &LogPoint) {
         self.last_r2 = p.r2;
         if !self.tty {
+            let raw = p
+                .r2_raw
+                .map_or_else(String::new, |r| format!(" (raw weights {r:.4})"));
             eprintln!(
-                "{} step {}/{}  loss {:.4}  r2 {:.4}  mcc {:.4}  lr {:.2e}  {:.1}s",
+                "{} step {}/{}  loss {:.4}  r2 {:.4}{raw}  mcc {:.4}  lr {:.2e}  {:.1}s",
                 self.what, p.step, self.total, p.loss, p.r2, p.mcc, p.lr, p.elapsed_s
             );
         }

@@ -278,25 +278,29 @@ impl<'a> Loop<'a> {
     }
 
     /// Scores the encoder (its averaged weights, if the loop keeps them) on a fresh sample
-    /// from the log stream.
+    /// from the log stream; with averaged weights, the raw weights' R² on the same sample too.
     fn log_point(&mut self, step: u64, loss: f64, lr: f64) -> Result<LogPoint> {
-        let live = match &self.ema {
+        let sample = self
+            .setup
+            .source()
+            .sample(&mut self.log_rng, self.setup.config.eval.samples);
+        let x = sample.x.to_f32();
+        let encode = |e: &dyn TrainableEncoder| e.encode_f32(x.view()).mapv(f64::from);
+        let (z, raw) = (sample.z, encode(self.encoder.as_ref()));
+        let (h, r2_raw) = match &self.ema {
             Some(ema) => {
                 let live = self.encoder.parameters();
                 self.encoder.set_parameters(&ema.weights)?;
-                Some(live)
+                let h = encode(self.encoder.as_ref());
+                self.encoder.set_parameters(&live)?;
+                let r2_raw = match first_non_finite(raw.view()) {
+                    None => Some(R2InSample.score(z.view(), raw.view())?),
+                    Some(_) => Some(f64::NAN),
+                };
+                (h, r2_raw)
             }
-            None => None,
+            None => (raw, None),
         };
-        let (z, h) = represent(
-            self.encoder.as_ref(),
-            self.setup.source(),
-            &mut self.log_rng,
-            self.setup.config.eval.samples,
-        );
-        if let Some(live) = live {
-            self.encoder.set_parameters(&live)?;
-        }
         if let Some((r, c)) = first_non_finite(h.view()) {
             return Err(Error::Diverged {
                 step,
@@ -317,6 +321,7 @@ impl<'a> Loop<'a> {
             r2,
             mcc,
             elapsed_s: self.elapsed_s,
+            r2_raw,
         })
     }
 }
