@@ -31,11 +31,13 @@
 
 pub mod check;
 mod error;
+mod mirror;
 mod rng;
 mod tensor;
 mod traits;
 
 pub use error::{Error, Result};
+pub use mirror::Mirror;
 pub use rng::{chunk_rng, ClicaRng, Fingerprint, RunSeed};
 pub use tensor::{NamedTensor, ParamGrad};
 pub use traits::{

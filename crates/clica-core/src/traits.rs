@@ -3,7 +3,7 @@
 //! Runtime dimensions, `f64` data, rows are samples. Randomness is passed as
 //! `&mut dyn RngCore` so the traits stay object-safe (`Box<dyn LatentPrior>`).
 
-use crate::{Fingerprint, NamedTensor, ParamGrad, Result};
+use crate::{Fingerprint, Mirror, NamedTensor, ParamGrad, Result};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::RngCore;
 
@@ -44,6 +44,13 @@ pub trait LatentPrior: Send + Sync {
         let mut out = Array2::zeros(anchors.raw_dim());
         self.sample_conditional(rng, anchors, out.view_mut());
         out
+    }
+
+    /// A reflection that fixes each anchor and leaves p(z̃ | z) unchanged, when the
+    /// conditional has one: the mirror image of an exact draw is then an exact draw too
+    /// (antithetic positives). `None`, the default, when it has none.
+    fn conditional_mirror(&self) -> Option<Mirror> {
+        None
     }
 }
 

@@ -4,7 +4,7 @@ use crate::chunks::for_each_chunk;
 use crate::noise::Noise;
 use crate::vmf::{sample_vmf_into, VmfW};
 use crate::{Conditional, Marginal, Result, Space};
-use clica_core::{ClicaRng, LatentPrior};
+use clica_core::{ClicaRng, LatentPrior, Mirror};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, StandardNormal};
@@ -342,6 +342,21 @@ impl LatentPrior for Prior {
                 copy_row(&mut row, &buf);
             }
         });
+    }
+
+    /// The axis reflection on the sphere for vMF (its density depends on z̃ only through
+    /// μ·z̃) and for Normal noise (isotropic, projected); the point reflection on ℝⁿ, where
+    /// every noise law is symmetric. None in the box (truncation breaks the symmetry) and for
+    /// Laplace or GenNorm noise on the sphere (i.i.d. per coordinate, not isotropic).
+    fn conditional_mirror(&self) -> Option<Mirror> {
+        match (self.space, self.conditional) {
+            (
+                Space::Sphere { .. },
+                Conditional::VonMisesFisher { .. } | Conditional::Normal { .. },
+            ) => Some(Mirror::Axis),
+            (Space::Unbounded, _) => Some(Mirror::Point),
+            _ => None,
+        }
     }
 
     fn describe(&self) -> String {

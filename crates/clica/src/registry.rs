@@ -35,9 +35,13 @@ impl Components {
             encoder,
             loss,
             positives,
+            antithetic,
         } = cfg.validate()?;
         let generator = InvertibleMlp::build(&mixing, &mut seed.stream("generator"))?;
-        let source = LatentPairs::new(prior, Box::new(generator))?;
+        let mut source = LatentPairs::new(prior, Box::new(generator))?;
+        if antithetic.is_some() {
+            source = source.antithetic()?;
+        }
         Ok(Components {
             source: Box::new(source),
             loss,

@@ -2,7 +2,7 @@
 //! x = g(z) from a [`Generator`] built once per run.
 
 use crate::{Error, Result};
-use clica_core::{Fingerprint, Generator, LatentPrior, Observations, PairSource, Sample};
+use clica_core::{Fingerprint, Generator, LatentPrior, Mirror, Observations, PairSource, Sample};
 use ndarray::{Array2, ArrayViewMut2, Axis};
 use rand::RngCore;
 
@@ -11,9 +11,15 @@ use rand::RngCore;
 ///
 /// Observations are computed in `f64` and rounded to `f32` for training; evaluation
 /// samples keep the `f64` values (the identity baseline scores them directly).
+///
+/// With [`LatentPairs::antithetic`], an anchor's positives come in mirrored pairs: the
+/// second of each pair is the first's mirror image about the anchor
+/// ([`LatentPrior::conditional_mirror`]), so every positive is still an exact draw from
+/// p(z̃ | z) while the pair's average cancels the draw's odd part around the anchor.
 pub struct LatentPairs {
     prior: Box<dyn LatentPrior>,
     generator: Box<dyn Generator>,
+    antithetic: Option<Mirror>,
 }
 
 impl LatentPairs {
@@ -29,7 +35,27 @@ impl LatentPairs {
                 prior.dim()
             )));
         }
-        Ok(LatentPairs { prior, generator })
+        Ok(LatentPairs {
+            prior,
+            generator,
+            antithetic: None,
+        })
+    }
+
+    /// The same source drawing an anchor's positives in mirrored pairs (positives 2 and 1,
+    /// 4 and 3, …; an odd last one is drawn on its own).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the prior's conditional has no law-preserving reflection.
+    pub fn antithetic(mut self) -> Result<Self> {
+        self.antithetic = Some(self.prior.conditional_mirror().ok_or_else(|| {
+            Error::Config(format!(
+                "loss.antithetic: the conditional of `{}` has no reflection that keeps its \
+                 law (vMF or Normal on the sphere, or any conditional on the unbounded space)",
+                self.prior.describe()
+            ))
+        })?);
+        Ok(self)
     }
 
     /// The prior.
@@ -85,9 +111,19 @@ impl PairSource for LatentPairs {
         let b = x.nrows() / blocks;
         let anchors = self.prior.marginal(rng, b);
         let mut positive = Array2::zeros((b, self.prior.dim()));
+        let rows = if self.antithetic.is_some() { b } else { 0 };
+        let mut mirror = Array2::zeros((rows, self.prior.dim()));
         for j in 1..blocks {
-            self.prior
-                .sample_conditional(rng, anchors.view(), positive.view_mut());
+            match self.antithetic {
+                // Positive j (even) mirrors positive j − 1, still held in `positive`.
+                Some(m) if j % 2 == 0 => {
+                    m.apply(anchors.view(), positive.view(), mirror.view_mut());
+                    std::mem::swap(&mut positive, &mut mirror);
+                }
+                _ => self
+                    .prior
+                    .sample_conditional(rng, anchors.view(), positive.view_mut()),
+            }
             self.observe(
                 &positive,
                 x.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()),
@@ -126,5 +162,108 @@ impl PairSource for LatentPairs {
 
     fn fingerprint(&self) -> Fingerprint {
         self.generator.fingerprint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clica_core::RunSeed;
+    use clica_priors::{Conditional, Marginal, Prior, Space};
+    use ndarray::ArrayView2;
+
+    /// x = z (rounded to f32), so the test reads the latents back from both outputs.
+    struct Identity(usize);
+
+    impl Generator for Identity {
+        fn input_dim(&self) -> usize {
+            self.0
+        }
+        fn output_dim(&self) -> usize {
+            self.0
+        }
+        fn forward(&self, z: ArrayView2<'_, f64>) -> Array2<f64> {
+            z.to_owned()
+        }
+        fn fingerprint(&self) -> Fingerprint {
+            Fingerprint::new()
+        }
+    }
+
+    fn source(space: Space, c: Conditional) -> LatentPairs {
+        let m = match space {
+            Space::Unbounded => Marginal::Normal { sigma: 1.0 },
+            _ => Marginal::Uniform,
+        };
+        let prior = Prior::new(space, 4, m, c).unwrap();
+        LatentPairs::new(Box::new(prior), Box::new(Identity(4))).unwrap()
+    }
+
+    fn draw(src: &LatentPairs, positives: usize, b: usize) -> (Array2<f32>, Array2<f64>) {
+        let rows = (1 + positives) * b;
+        let (mut x, mut z) = (Array2::zeros((rows, 4)), Array2::zeros((rows, 4)));
+        let mut rng = RunSeed::new(7).stream("pairs");
+        src.draw_pairs(&mut rng, positives, x.view_mut(), z.view_mut());
+        (x, z)
+    }
+
+    #[test]
+    fn antithetic_positives_come_in_mirrored_pairs_and_the_rest_is_unchanged() {
+        let b = 300;
+        for (space, c, mirror) in [
+            (
+                Space::Sphere { radius: 1.5 },
+                Conditional::VonMisesFisher { kappa: 1.0 },
+                Mirror::Axis,
+            ),
+            (
+                Space::Unbounded,
+                Conditional::Laplace { scale: 0.5 },
+                Mirror::Point,
+            ),
+        ] {
+            let plain = source(space, c);
+            let anti = source(space, c).antithetic().unwrap();
+            let (_, zp) = draw(&plain, 5, b);
+            let (x, z) = draw(&anti, 5, b);
+            let block = |a: &Array2<f64>, j: usize| {
+                a.slice_axis(Axis(0), (j * b..(j + 1) * b).into())
+                    .to_owned()
+            };
+            // The anchors and the first positive of each pair are drawn as before: the
+            // anchors bit for bit; positives 1, 3, 5 are fresh draws (a mirrored pair draws
+            // once from the stream, so the later draws move on).
+            assert_eq!(block(&z, 0), block(&zp, 0));
+            assert_eq!(block(&z, 1), block(&zp, 1));
+            for (first, second) in [(1, 2), (3, 4)] {
+                let mut want = Array2::zeros((b, 4));
+                mirror.apply(
+                    block(&z, 0).view(),
+                    block(&z, first).view(),
+                    want.view_mut(),
+                );
+                assert_eq!(block(&z, second), want, "positive {second} mirrors {first}");
+            }
+            assert_ne!(block(&z, 3), block(&z, 1));
+            assert_ne!(block(&z, 5), block(&z, 3));
+            // Observations follow their latents.
+            assert_eq!(x, z.mapv(|v| v as f32));
+        }
+    }
+
+    #[test]
+    fn antithetic_positives_need_a_mirror() {
+        let boxed = source(
+            Space::Box {
+                low: 0.0,
+                high: 1.0,
+            },
+            Conditional::Normal { sigma: 0.1 },
+        );
+        let e = boxed.antithetic().err().unwrap().to_string();
+        assert!(
+            e.contains("loss.antithetic") && e.contains("no reflection"),
+            "{e}"
+        );
     }
 }

@@ -81,6 +81,9 @@ pub struct Validated {
     pub loss: Box<dyn ContrastiveLoss<f32>>,
     /// The alignment average over several positives per anchor (`loss.positives` > 1).
     pub positives: Option<clica_objectives::ExtraPositives>,
+    /// The reflection that draws positives in mirrored pairs (`loss.antithetic`), checked
+    /// to exist for the prior.
+    pub antithetic: Option<clica_core::Mirror>,
 }
 
 impl std::fmt::Debug for Validated {
@@ -171,6 +174,20 @@ impl TrainConfig {
             .loss
             .extra_positives()
             .map_err(|e| in_section(e, "loss"))?;
+        let antithetic = match (self.loss.antithetic, prior.conditional_mirror()) {
+            (false, _) => None,
+            (true, Some(m)) => Some(m),
+            (true, None) => {
+                return Err(invalid(
+                    "loss.antithetic",
+                    format!(
+                        "the conditional of `{}` has no reflection that keeps its law (vMF or \
+                         Normal on the sphere, or any conditional on the unbounded space)",
+                        prior.describe()
+                    ),
+                ))
+            }
+        };
         let t = &self.train;
         if t.steps == 0 {
             return Err(invalid("train.steps", "must be at least 1"));
@@ -245,6 +262,7 @@ impl TrainConfig {
             encoder,
             loss,
             positives,
+            antithetic,
         })
     }
 

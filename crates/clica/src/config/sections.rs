@@ -380,6 +380,12 @@ pub struct LossSection {
     /// ([`clica_objectives::ExtraPositives`]). Sphere and Lp kinds; M ≤ 64.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub positives: Option<usize>,
+    /// Draw an anchor's positives in mirrored pairs (antithetic positives): the second of
+    /// each pair is the first's reflection about the anchor, itself an exact draw from the
+    /// conditional ([`clica_core::Mirror`]). Needs `positives` ≥ 2 and a conditional with
+    /// such a reflection (vMF or Normal on the sphere, any on the unbounded space).
+    #[serde(skip_serializing_if = "is_false")]
+    pub antithetic: bool,
 }
 
 /// The most positives per anchor `loss.positives` accepts (the batch buffers grow with it).
@@ -399,12 +405,13 @@ impl Default for LossSection {
             negatives: None,
             symmetric: false,
             positives: None,
+            antithetic: false,
         }
     }
 }
 
 /// The keys of a `[loss]` table that are not the objective's.
-const WRAPPER_KEYS: [&str; 3] = ["negatives", "symmetric", "positives"];
+const WRAPPER_KEYS: [&str; 4] = ["negatives", "symmetric", "positives", "antithetic"];
 
 impl<'de> Deserialize<'de> for LossSection {
     /// The wrappers' keys are taken out of the table and the rest is the objective (serde's
@@ -412,7 +419,7 @@ impl<'de> Deserialize<'de> for LossSection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut table = toml::Table::deserialize(d)?;
-        let [negatives, symmetric, positives] = WRAPPER_KEYS.map(|k| table.remove(k));
+        let [negatives, symmetric, positives, antithetic] = WRAPPER_KEYS.map(|k| table.remove(k));
         let negatives = negatives
             .map(|v| v.try_into::<usize>())
             .transpose()
@@ -426,6 +433,11 @@ impl<'de> Deserialize<'de> for LossSection {
             .transpose()
             .map_err(D::Error::custom)?
             .unwrap_or(false);
+        let antithetic = antithetic
+            .map(|v| v.try_into::<bool>())
+            .transpose()
+            .map_err(D::Error::custom)?
+            .unwrap_or(false);
         let objective =
             Objective::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
         Ok(LossSection {
@@ -433,6 +445,7 @@ impl<'de> Deserialize<'de> for LossSection {
             negatives,
             symmetric,
             positives,
+            antithetic,
         })
     }
 }
@@ -462,13 +475,19 @@ impl LossSection {
     ///
     /// # Errors
     /// `positives` out of `1..=MAX_POSITIVES` (64), or set above 1 for a kind without a pair
-    /// term (`align_uniform`), named `positives`.
+    /// term (`align_uniform`), named `positives`; `antithetic` with fewer than 2 positives.
     pub fn extra_positives(&self) -> clica_core::Result<Option<ExtraPositives>> {
         let m = self.positives_per_anchor();
         if !(1..=MAX_POSITIVES).contains(&m) {
             return Err(clica_core::Error::param(
                 "positives",
                 format!("must lie in 1..={MAX_POSITIVES}, got {m}"),
+            ));
+        }
+        if self.antithetic && m < 2 {
+            return Err(clica_core::Error::param(
+                "antithetic",
+                format!("mirrored positives need `positives` ≥ 2, got {m}"),
             ));
         }
         if m == 1 {

@@ -436,6 +436,63 @@ fn several_positives_are_validated_by_name() {
 }
 
 #[test]
+fn antithetic_positives_are_validated_by_name() {
+    let c = parse("", &["loss.positives=4", "loss.antithetic=true"]).unwrap();
+    assert_eq!(
+        c.validate().unwrap().antithetic,
+        Some(clica_core::Mirror::Axis)
+    );
+    assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
+    assert!(c.to_toml().contains("antithetic = true"));
+    // Off by default, and then absent from the resolved config.
+    assert!(!parse("", &["loss.positives=4"])
+        .unwrap()
+        .to_toml()
+        .contains("antithetic"));
+    let unbounded = [
+        "data.space.kind=unbounded",
+        "data.marginal.kind=laplace",
+        "data.conditional.kind=normal",
+        "loss.kind=lp",
+        "loss.p=2",
+        "loss.positives=2",
+        "loss.antithetic=true",
+    ];
+    assert_eq!(
+        parse("", &unbounded)
+            .unwrap()
+            .validate()
+            .unwrap()
+            .antithetic,
+        Some(clica_core::Mirror::Point)
+    );
+    for (set, want) in [
+        (&["loss.antithetic=true"][..], "`positives` ≥ 2"),
+        (
+            &["loss.positives=1", "loss.antithetic=true"][..],
+            "`loss.antithetic`",
+        ),
+        (
+            &[
+                "data.space.kind=box",
+                "data.conditional.kind=laplace",
+                "loss.kind=lp",
+                "loss.p=1",
+                "loss.positives=2",
+                "loss.antithetic=true",
+            ][..],
+            "`loss.antithetic`: the conditional of",
+        ),
+    ] {
+        let e = parse("", set)
+            .and_then(|c| c.validate().map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{set:?}: {e}");
+    }
+}
+
+#[test]
 fn layers_merge_section_by_section() {
     let c = TrainConfig::from_layers(
         &[
