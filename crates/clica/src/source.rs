@@ -50,9 +50,8 @@ impl LatentPairs {
     pub fn antithetic(mut self) -> Result<Self> {
         self.antithetic = Some(self.prior.conditional_mirror().ok_or_else(|| {
             Error::Config(format!(
-                "loss.antithetic: the conditional of `{}` has no reflection that keeps its \
-                 law (vMF or Normal on the sphere, or any conditional on the unbounded space)",
-                self.prior.describe()
+                "loss.antithetic: {}",
+                no_mirror(self.prior.as_ref())
             ))
         })?);
         Ok(self)
@@ -83,6 +82,16 @@ impl LatentPairs {
         let gz = self.generator.forward(z.view());
         x.zip_mut_with(&gz, |o, &v| *o = v as f32);
     }
+}
+
+/// Why `prior` cannot draw antithetic positives (it has no law-preserving reflection); the
+/// one wording of that error, for the config's validation and for [`LatentPairs::antithetic`].
+pub(crate) fn no_mirror(prior: &dyn LatentPrior) -> String {
+    format!(
+        "the conditional of `{}` has no reflection that keeps its law (vMF or Normal on the \
+         sphere, or any conditional on the unbounded space)",
+        prior.describe()
+    )
 }
 
 impl PairSource for LatentPairs {

@@ -180,11 +180,7 @@ impl TrainConfig {
             (true, None) => {
                 return Err(invalid(
                     "loss.antithetic",
-                    format!(
-                        "the conditional of `{}` has no reflection that keeps its law (vMF or \
-                         Normal on the sphere, or any conditional on the unbounded space)",
-                        prior.describe()
-                    ),
+                    crate::source::no_mirror(prior.as_ref()),
                 ))
             }
         };
