@@ -38,6 +38,7 @@ const DATA_CRATES: &[&str] = &[
     "clica-objectives",
     "clica-optim",
     "clica-records",
+    "clica-render",
 ];
 /// The record types are read by tools that must link no numerics: serde is all they may use.
 const RECORDS_CRATE: &str = "clica-records";
