@@ -40,6 +40,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 mod error;
+pub mod images;
 pub mod io;
 pub mod lock;
 pub mod npy;

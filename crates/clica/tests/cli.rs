@@ -495,3 +495,115 @@ fn train_runs_from_the_command_line_and_rejects_bad_configs() {
     assert!(resolved.contains("kind = \"box\""), "{resolved}");
     assert!(resolved.contains("sigma = 0.05"), "{resolved}");
 }
+
+#[test]
+fn render_writes_the_reference_layout_and_rerenders_from_latents() {
+    let d = tmpdir("render");
+    let a = d.join("a");
+    let out = clica(&[
+        "render",
+        "--n",
+        "12",
+        "--size",
+        "16",
+        "--seed",
+        "3",
+        "--out",
+        s(&a),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 12 images: ⌈log₁₀ 12⌉ = 2 digits.
+    let names: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(a.join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names.len(), 12);
+    assert_eq!(
+        (names[0].as_str(), names[11].as_str()),
+        ("00.png", "11.png")
+    );
+    let raw = npy::read_f64_2d(a.join("raw_latents.npy")).unwrap();
+    let rescaled = npy::read_f64_2d(a.join("latents.npy")).unwrap();
+    assert_eq!(raw.dim(), (12, 10));
+    assert!(raw.iter().all(|v| (-1.0..=1.0).contains(v)));
+    for ((i, k), &v) in raw.indexed_iter() {
+        let scale = if k < 3 {
+            3.0
+        } else {
+            std::f64::consts::FRAC_PI_2
+        };
+        assert_eq!(rescaled[[i, k]], v * scale);
+    }
+    // Every PNG decodes to the stated size and holds the renderer's bytes for its row.
+    let renderer = clica_render::Renderer::new(&clica_render::RenderConfig::new(16)).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let (w, h, rgb) = clica::images::read_png(&a.join("images").join(name)).unwrap();
+        assert_eq!((w, h), (16, 16));
+        let mut want = vec![0u8; renderer.image_len()];
+        renderer.render(&raw.row(i).to_vec(), &mut want).unwrap();
+        assert_eq!(rgb, want, "image {i}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["label"], "3DIdent-like (clica-rendered)");
+    assert_eq!(meta["n"], 12);
+    // --latents renders given raw latents: the same images.
+    let b = d.join("b");
+    let out = clica(&[
+        "render",
+        "--latents",
+        s(&a.join("raw_latents.npy")),
+        "--size",
+        "16",
+        "--out",
+        s(&b),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in &names {
+        assert_eq!(
+            std::fs::read(a.join("images").join(name)).unwrap(),
+            std::fs::read(b.join("images").join(name)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn render_rejects_bad_input_with_one_line() {
+    let d = tmpdir("render-bad");
+    let o = s(&d).to_string();
+    assert_one_line_error(&clica(&["render", "--n", "0", "--out", &o]), "`n`");
+    assert_one_line_error(
+        &clica(&["render", "--n", "2", "--size", "300", "--out", &o]),
+        "size",
+    );
+    assert_one_line_error(
+        &clica(&["render", "--n", "2", "--supersample", "9", "--out", &o]),
+        "supersample",
+    );
+    let wide = d.join("wide.npy");
+    npy::write_f64_2d(&wide, Array2::<f64>::zeros((3, 4)).view()).unwrap();
+    assert_one_line_error(
+        &clica(&["render", "--latents", s(&wide), "--out", &o]),
+        "10 latents",
+    );
+    let nan = d.join("nan.npy");
+    let mut z = Array2::<f64>::zeros((2, 10));
+    z[[1, 2]] = f64::NAN;
+    npy::write_f64_2d(&nan, z.view()).unwrap();
+    assert_one_line_error(
+        &clica(&["render", "--latents", s(&nan), "--out", &o]),
+        "non-finite",
+    );
+}
