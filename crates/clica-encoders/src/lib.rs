@@ -83,3 +83,16 @@ pub use clica_optim::OptimizerState;
 pub use config::{AdamConfig, Backend, EncoderConfig, Normalization};
 pub use encoder::MlpEncoder;
 pub use params::NamedTensor;
+
+/// Serialises named `f32` tensors with string metadata as safetensors bytes, with the
+/// metadata keys sorted (equal contents give equal bytes): the format of
+/// `encoder.safetensors`, for other encoder crates.
+///
+/// # Errors
+/// A tensor whose data length does not match its shape; a failed serialisation.
+pub fn safetensors_bytes(
+    tensors: &[NamedTensor],
+    metadata: std::collections::HashMap<String, String>,
+) -> clica_core::Result<Vec<u8>> {
+    io::serialize(tensors, metadata)
+}

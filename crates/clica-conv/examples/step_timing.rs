@@ -1,0 +1,48 @@
+//! Time of one training step of the default encoder (KITTI conv net) on random images:
+//! forward + backward + Adam, median of `steps` after one warm-up step.
+//!
+//! ```sh
+//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example step_timing -- [batch] [size] [steps]
+//! ```
+use clica_conv::{ConvEncoder, ConvEncoderConfig};
+use clica_core::{RunSeed, TrainableEncoder};
+use clica_optim::{Adam, AdamConfig};
+use ndarray::Array2;
+use rand::Rng;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let batch: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(1024);
+    let size: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(64);
+    let steps: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let cfg = ConvEncoderConfig::kitti([3, size, size], 10);
+    let mut enc = ConvEncoder::new(cfg, &mut RunSeed::new(0).stream("encoder"))?;
+    let mut rng = RunSeed::new(0).stream("x");
+    let x = Array2::from_shape_fn((batch, 3 * size * size), |_| rng.random_range(0.0..1.0f32));
+    let g = Array2::from_shape_fn((batch, 10), |_| rng.random_range(-1e-3..1e-3f32));
+    let mut adam = Adam::new(AdamConfig::default())?;
+    let mut times = Vec::new();
+    for s in 0..=steps {
+        let t = Instant::now();
+        enc.forward_train(x.view());
+        let t_fwd = t.elapsed().as_secs_f64();
+        enc.backward(g.view());
+        adam.step(&mut enc, 1e-4)?;
+        if s > 0 {
+            times.push((t.elapsed().as_secs_f64(), t_fwd));
+        }
+    }
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (step, fwd) = times[times.len() / 2];
+    let gflop = 3.0 * 2.0 * enc.macs_per_image() as f64 * batch as f64 / 1e9;
+    println!(
+        "clica-conv kitti {size}x{size}, batch {batch}, {} threads: step {:.1} ms (forward {:.1} ms), {:.1} GFLOP/step (3x forward), {:.0} GFLOP/s",
+        rayon::current_num_threads(),
+        step * 1e3,
+        fwd * 1e3,
+        gflop,
+        gflop / step
+    );
+    Ok(())
+}
