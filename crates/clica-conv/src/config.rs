@@ -195,8 +195,12 @@ impl ConvEncoderConfig {
                 )
             })
             .collect();
+        let norm = match &self.input_norm {
+            Some((mean, std)) => format!("; input (x - {mean:?}) / {std:?}"),
+            None => String::new(),
+        };
         format!(
-            "conv [{}] -> relu -> [{}] -> linear {} ({:?})",
+            "conv [{}] -> relu -> [{}] -> linear {} ({:?}){norm}",
             self.input.map(|v| v.to_string()).join("x"),
             convs.join(", "),
             self.output_dim,

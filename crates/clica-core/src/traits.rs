@@ -67,6 +67,23 @@ pub trait Generator: Send + Sync {
     fn forward(&self, z: ArrayView2<'_, f64>) -> Array2<f64>;
     /// A stable identity of the generator (hash of its weights and structure).
     fn fingerprint(&self) -> Fingerprint;
+
+    /// Shape of one observation, outermost first: `[output_dim]` for vectors (the
+    /// default), `[channels, height, width]` for images. Its product is `output_dim()`.
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.output_dim()]
+    }
+
+    /// [`forward`](Self::forward) rounded to `f32`, into `out` (rows × `output_dim()`).
+    /// Generators that produce `f32` natively (images) override it to skip the `f64` copy.
+    ///
+    /// # Panics
+    /// As `forward`, or if `out` has the wrong shape.
+    fn forward_f32(&self, z: ArrayView2<'_, f64>, mut out: ArrayViewMut2<'_, f32>) {
+        let x = self.forward(z);
+        assert_eq!(out.dim(), x.dim(), "output buffer shape");
+        out.zip_mut_with(&x, |o, &v| *o = v as f32);
+    }
 }
 
 /// The inference face of an encoder f: X → representation ĥ.

@@ -9,6 +9,8 @@ use std::str::FromStr;
 /// negative latents. Python's arithmetic then gives RGB components outside [0, 1] and a jump
 /// where `6·hue` crosses −1 (raw latent −2/3). clica wraps the hue into [0, 1) by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum HueMode {
     /// `hue − ⌊hue⌋`: a continuous colour circle (the default).
     #[default]

@@ -749,6 +749,34 @@ impl Generator for Renderer {
         .expect("buffer length matches the shape")
     }
 
+    fn output_shape(&self) -> Vec<usize> {
+        vec![3, self.config.size, self.config.size]
+    }
+
+    /// Renders straight into `out` (channel-first values in [0, 1]).
+    ///
+    /// # Panics
+    /// As [`Generator::forward`], or if `out` has the wrong shape.
+    fn forward_f32(&self, z: ArrayView2<'_, f64>, mut out: ndarray::ArrayViewMut2<'_, f32>) {
+        assert_eq!(
+            out.dim(),
+            (z.nrows(), self.image_len()),
+            "output buffer shape"
+        );
+        let result = match out.as_slice_mut() {
+            Some(buf) => self.render_batch_chw(z, buf),
+            None => {
+                let mut buf = vec![0f32; z.nrows() * self.image_len()];
+                let r = self.render_batch_chw(z, &mut buf);
+                out.assign(&ArrayView2::from_shape(out.dim(), &buf).expect("buffer shape"));
+                r
+            }
+        };
+        if let Err(e) = result {
+            panic!("Renderer::forward_f32: {e}");
+        }
+    }
+
     fn fingerprint(&self) -> Fingerprint {
         let mut fp = Fingerprint::new();
         fp.write_bytes(b"clica-render/3dident-like/v1");

@@ -2,11 +2,12 @@
 //! built by its `config::Objective` variant). A new pair source or encoder kind is one
 //! crate, one section variant in `config/sections.rs` and one arm here.
 
-use crate::config::{TrainConfig, Validated};
+use crate::config::{EncoderChoice, MixingChoice, TrainConfig, Validated};
 use crate::source::LatentPairs;
 use crate::Result;
-use clica_core::{PairSource, RunSeed, TrainableEncoder};
-use clica_encoders::{EncoderConfig, MlpEncoder};
+use clica_conv::ConvEncoder;
+use clica_core::{Generator, PairSource, RunSeed, TrainableEncoder};
+use clica_encoders::MlpEncoder;
 use clica_generators::InvertibleMlp;
 use clica_objectives::{ContrastiveLoss, ExtraPositives};
 use clica_optim::Adam;
@@ -20,8 +21,11 @@ pub struct Components {
     pub loss: Box<dyn ContrastiveLoss<f32>>,
     /// The alignment average over several positives per anchor (`loss.positives` > 1).
     pub positives: Option<ExtraPositives>,
-    encoder: EncoderConfig,
+    encoder: EncoderChoice,
 }
+
+/// Images drawn to measure the input's per-channel mean and std (`encoder.input_norm = "data"`).
+const INPUT_NORM_SAMPLES: usize = 1024;
 
 impl Components {
     /// Validates `cfg` and builds its source (once) and objective.
@@ -37,10 +41,26 @@ impl Components {
             positives,
             antithetic,
         } = cfg.validate()?;
-        let generator = InvertibleMlp::build(&mixing, &mut seed.stream("generator"))?;
-        let mut source = LatentPairs::new(prior, Box::new(generator))?;
+        let generator: Box<dyn Generator> = match &mixing {
+            MixingChoice::Mlp(m) => {
+                Box::new(InvertibleMlp::build(m, &mut seed.stream("generator"))?)
+            }
+            MixingChoice::Render(r) => Box::new(clica_render::Renderer::new(r)?),
+        };
+        let mut source = LatentPairs::new(prior, generator)?;
         if antithetic.is_some() {
             source = source.antithetic()?;
+        }
+        let mut encoder = encoder;
+        if let EncoderChoice::Conv {
+            config,
+            from_data: true,
+        } = &mut encoder
+        {
+            let sample = source.sample(&mut seed.stream("encoder.input_norm"), INPUT_NORM_SAMPLES);
+            let (mean, std) = channel_stats(&sample.x.to_f32(), config.input[0]);
+            config.input_norm = Some((mean, std));
+            config.validate()?;
         }
         Ok(Components {
             source: Box::new(source),
@@ -55,7 +75,10 @@ impl Components {
     /// # Errors
     /// As the encoder's constructor.
     pub fn new_encoder(&self, rng: &mut dyn RngCore) -> Result<Box<dyn TrainableEncoder>> {
-        Ok(Box::new(MlpEncoder::new(self.encoder.clone(), rng)?))
+        Ok(match &self.encoder {
+            EncoderChoice::Mlp(c) => Box::new(MlpEncoder::new(c.clone(), rng)?),
+            EncoderChoice::Conv { config, .. } => Box::new(ConvEncoder::new(config.clone(), rng)?),
+        })
     }
 
     /// A fresh optimiser for the encoder.
@@ -63,16 +86,39 @@ impl Components {
     /// # Errors
     /// Invalid optimiser settings.
     pub fn new_optimizer(&self) -> Result<Adam> {
-        Ok(Adam::new(self.encoder.adam)?)
+        Ok(Adam::new(self.encoder.adam())?)
     }
 
     /// Width of the encoder's representation.
     pub fn encoder_output_dim(&self) -> usize {
-        self.encoder.output_dim
+        self.encoder.output_dim()
     }
 
     /// Description of the encoder, as result files record it.
     pub fn describe_encoder(&self) -> String {
         self.encoder.describe()
     }
+}
+
+/// Per-channel mean and standard deviation of channel-first images (rows of `x`), computed
+/// in f64 over all pixels of all rows.
+fn channel_stats(x: &ndarray::Array2<f32>, channels: usize) -> (Vec<f32>, Vec<f32>) {
+    let plane = x.ncols() / channels;
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    for c in 0..channels {
+        let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
+        for row in x.rows() {
+            for &v in row.iter().skip(c * plane).take(plane) {
+                s += f64::from(v);
+                s2 += f64::from(v) * f64::from(v);
+                n += 1.0;
+            }
+        }
+        let m = s / n;
+        mean.push(m as f32);
+        // A constant channel keeps std 1 (nothing to scale).
+        let sd = (s2 / n - m * m).max(0.0).sqrt();
+        std.push(if sd > 1e-6 { sd as f32 } else { 1.0 });
+    }
+    (mean, std)
 }

@@ -78,9 +78,8 @@ impl LatentPairs {
     }
 
     /// x ← g(z) rounded to f32.
-    fn observe(&self, z: &Array2<f64>, mut x: ArrayViewMut2<'_, f32>) {
-        let gz = self.generator.forward(z.view());
-        x.zip_mut_with(&gz, |o, &v| *o = v as f32);
+    fn observe(&self, z: &Array2<f64>, x: ArrayViewMut2<'_, f32>) {
+        self.generator.forward_f32(z.view(), x);
     }
 }
 
@@ -96,7 +95,7 @@ pub(crate) fn no_mirror(prior: &dyn LatentPrior) -> String {
 
 impl PairSource for LatentPairs {
     fn observation_shape(&self) -> Vec<usize> {
-        vec![self.generator.output_dim()]
+        self.generator.output_shape()
     }
 
     fn latent_dim(&self) -> usize {
@@ -158,11 +157,15 @@ impl PairSource for LatentPairs {
 
     fn sample(&self, rng: &mut dyn RngCore, n: usize) -> Sample {
         let z = self.prior.marginal(rng, n);
-        let x = self.generator.forward(z.view());
-        Sample {
-            z,
-            x: Observations::F64(x),
-        }
+        // Images are produced (and stored) in f32; vector observations are kept in f64.
+        let x = if self.generator.output_shape().len() > 1 {
+            let mut x = Array2::zeros((n, self.generator.output_dim()));
+            self.generator.forward_f32(z.view(), x.view_mut());
+            Observations::F32(x)
+        } else {
+            Observations::F64(self.generator.forward(z.view()))
+        };
+        Sample { z, x }
     }
 
     fn describe(&self) -> String {

@@ -36,14 +36,13 @@ mod tests;
 
 pub use schedule::{ScheduleKind, DEFAULT_DECAY_FRACTION};
 pub use sections::{
-    DataSection, EncoderSection, EvalSection, LatentSection, LossSection, MixingSection,
-    MlpEncoderSection, MlpMixingSection, Objective, ProductSection, TrainSection,
+    ConvEncoderSection, DataSection, EncoderChoice, EncoderSection, EvalSection, InputNorm,
+    LatentSection, LossSection, MixingChoice, MixingSection, MlpEncoderSection, MlpMixingSection,
+    Objective, ProductSection, RenderMixingSection, TrainSection,
 };
 
 use crate::Error as CliError;
 use clica_core::LatentPrior;
-use clica_encoders::EncoderConfig;
-use clica_generators::MlpConfig;
 use clica_objectives::ContrastiveLoss;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -73,10 +72,12 @@ pub struct Validated {
     /// The latent prior: a `clica_priors::Prior`, or a `clica_priors::ProductPrior` for
     /// `data.kind = "product"`.
     pub prior: Box<dyn LatentPrior>,
-    /// The mixing network's configuration (dimension = the prior's).
-    pub mixing: MlpConfig,
-    /// The encoder's configuration (input and output dimension = the prior's).
-    pub encoder: EncoderConfig,
+    /// The generator's configuration: the MLP mixing (dimension = the prior's) or the
+    /// renderer.
+    pub mixing: MixingChoice,
+    /// The encoder's configuration (input: the generator's observations; output dimension =
+    /// the prior's).
+    pub encoder: EncoderChoice,
     /// The contrastive objective, wrappers (grouped negatives, symmetric) applied.
     pub loss: Box<dyn ContrastiveLoss<f32>>,
     /// The alignment average over several positives per anchor (`loss.positives` > 1).
@@ -163,11 +164,11 @@ impl TrainConfig {
         let dim = prior.dim();
         let mixing = self
             .mixing
-            .mlp_config(dim)
+            .choice(dim)
             .map_err(|e| in_section(e, "mixing"))?;
         let encoder = self
             .encoder
-            .encoder_config(dim)
+            .choice(&mixing.observation_shape(dim), dim)
             .map_err(|e| in_section(e, "encoder"))?;
         let loss = self.loss.build().map_err(|e| in_section(e, "loss"))?;
         let positives = self

@@ -140,6 +140,50 @@ impl ProductSection {
 pub enum MixingSection {
     /// The paper's invertible MLP (the default).
     Mlp(MlpMixingSection),
+    /// clica's renderer of the 3DIdent scene: 10 latents to an RGB image
+    /// ("3DIdent-like (clica-rendered)").
+    Render(RenderMixingSection),
+}
+
+/// The renderer as the generator: image side, supersampling and the hue convention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderMixingSection {
+    /// Image side in pixels (8 to 224).
+    pub size: usize,
+    /// Samples per pixel along each axis (1 to 4).
+    pub supersample: usize,
+    /// `wrapped` (default) or `reference` (the reference scripts' colorsys on negative hues).
+    pub hue: clica_render::HueMode,
+}
+
+impl Default for RenderMixingSection {
+    fn default() -> Self {
+        RenderMixingSection {
+            size: clica_render::DEFAULT_SIZE,
+            supersample: clica_render::DEFAULT_SUPERSAMPLE,
+            hue: clica_render::HueMode::Wrapped,
+        }
+    }
+}
+
+/// The generator a valid `[mixing]` table builds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MixingChoice {
+    /// The invertible MLP.
+    Mlp(MlpConfig),
+    /// The renderer.
+    Render(clica_render::RenderConfig),
+}
+
+impl MixingChoice {
+    /// Shape of one observation for latent dimension `dim`.
+    pub fn observation_shape(&self, dim: usize) -> Vec<usize> {
+        match self {
+            MixingChoice::Mlp(_) => vec![dim],
+            MixingChoice::Render(r) => vec![3, r.size, r.size],
+        }
+    }
 }
 
 impl Default for MixingSection {
@@ -154,7 +198,9 @@ impl MixingSection {
     /// # Errors
     /// Invalid numbers, named by key (`layers`, `cond_pool`, `cond_ratio`, `activation`).
     pub fn mlp_config(&self, dim: usize) -> clica_core::Result<MlpConfig> {
-        let MixingSection::Mlp(m) = self;
+        let MixingSection::Mlp(m) = self else {
+            return Err(clica_core::Error::param("kind", "not the MLP mixing"));
+        };
         let cfg = MlpConfig {
             dim,
             layers: m.layers,
@@ -170,6 +216,37 @@ impl MixingSection {
             })
         })?;
         Ok(cfg)
+    }
+}
+
+impl MixingSection {
+    /// The generator configuration for latent dimension `dim` (validated).
+    ///
+    /// # Errors
+    /// As [`MixingSection::mlp_config`]; for the renderer, a latent dimension other than 10
+    /// and an invalid size or supersampling.
+    pub fn choice(&self, dim: usize) -> clica_core::Result<MixingChoice> {
+        match self {
+            MixingSection::Mlp(_) => self.mlp_config(dim).map(MixingChoice::Mlp),
+            MixingSection::Render(r) => {
+                if dim != clica_render::N_LATENTS {
+                    return Err(clica_core::Error::param(
+                        "kind",
+                        format!(
+                            "the renderer takes the scene's {} latents (data.dim = {}), got data.dim = {dim}",
+                            clica_render::N_LATENTS,
+                            clica_render::N_LATENTS
+                        ),
+                    ));
+                }
+                let cfg = clica_render::RenderConfig::new(r.size)
+                    .with_supersample(r.supersample)
+                    .with_hue(r.hue);
+                // Validation is the renderer's constructor's (it names `size`, `supersample`).
+                clica_render::Renderer::new(&cfg)?;
+                Ok(MixingChoice::Render(cfg))
+            }
+        }
     }
 }
 
@@ -207,6 +284,80 @@ impl Default for MlpMixingSection {
 pub enum EncoderSection {
     /// A multilayer perceptron (the default).
     Mlp(MlpEncoderSection),
+    /// A convolutional network for image observations (the KITTI conv net).
+    Conv(ConvEncoderSection),
+}
+
+/// The convolutional encoder: the KITTI conv net on the source's images, a linear layer to
+/// n, an output layer; inputs normalised per channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConvEncoderSection {
+    /// Output normalisation, as the MLP's (`none`, `sphere`, `learnable_sphere`, `box`).
+    pub normalization: Normalization,
+    /// Per-channel input normalisation: `data` (mean and std of 1,024 images drawn from the
+    /// source with the seed's `encoder.input_norm` stream, recorded in the encoder's
+    /// description) or `none`.
+    pub input_norm: InputNorm,
+}
+
+impl Default for ConvEncoderSection {
+    fn default() -> Self {
+        ConvEncoderSection {
+            normalization: Normalization::LearnableBox { init_bound: 1.0 },
+            input_norm: InputNorm::Data,
+        }
+    }
+}
+
+/// How a convolutional encoder normalises its input channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputNorm {
+    /// The data's own per-channel mean and standard deviation.
+    Data,
+    /// No normalisation.
+    None,
+}
+
+/// The encoder a valid `[encoder]` table builds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EncoderChoice {
+    /// The MLP (input: the observation vector).
+    Mlp(EncoderConfig),
+    /// The conv net; `input_norm` is filled from the data when the components are built.
+    Conv {
+        /// The configuration.
+        config: clica_conv::ConvEncoderConfig,
+        /// Whether to fill `config.input_norm` from the data.
+        from_data: bool,
+    },
+}
+
+impl EncoderChoice {
+    /// Width of the representation.
+    pub fn output_dim(&self) -> usize {
+        match self {
+            EncoderChoice::Mlp(c) => c.output_dim,
+            EncoderChoice::Conv { config, .. } => config.output_dim,
+        }
+    }
+
+    /// Adam's hyper-parameters.
+    pub fn adam(&self) -> clica_encoders::AdamConfig {
+        match self {
+            EncoderChoice::Mlp(c) => c.adam,
+            EncoderChoice::Conv { config, .. } => config.adam,
+        }
+    }
+
+    /// Description recorded in result files.
+    pub fn describe(&self) -> String {
+        match self {
+            EncoderChoice::Mlp(c) => c.describe(),
+            EncoderChoice::Conv { config, .. } => config.describe(),
+        }
+    }
 }
 
 impl Default for EncoderSection {
@@ -222,7 +373,9 @@ impl EncoderSection {
     /// Invalid widths, slope or normalisation, named by key (`hidden_multipliers[1]`,
     /// `negative_slope`, `normalization.radius`); the dfdx backend in a build without it.
     pub fn encoder_config(&self, n: usize) -> clica_core::Result<EncoderConfig> {
-        let EncoderSection::Mlp(m) = self;
+        let EncoderSection::Mlp(m) = self else {
+            return Err(clica_core::Error::param("kind", "not the MLP encoder"));
+        };
         let mut cfg = EncoderConfig::paper(n);
         cfg.hidden = m.hidden_multipliers.iter().map(|k| k * n).collect();
         cfg.negative_slope = m.negative_slope;
@@ -237,10 +390,46 @@ impl EncoderSection {
         Ok(cfg)
     }
 
-    /// The implementation that computes the encoder.
+    /// The implementation that computes the encoder (the conv net has only the native one).
     pub fn backend(&self) -> Backend {
-        let EncoderSection::Mlp(m) = self;
-        m.backend
+        match self {
+            EncoderSection::Mlp(m) => m.backend,
+            EncoderSection::Conv(_) => Backend::Native,
+        }
+    }
+
+    /// The encoder for observations of `shape` and an `n`-dimensional representation
+    /// (validated).
+    ///
+    /// # Errors
+    /// As [`EncoderSection::encoder_config`] (with input width the product of `shape`); the
+    /// conv net on observations that are not images.
+    pub fn choice(&self, shape: &[usize], n: usize) -> clica_core::Result<EncoderChoice> {
+        match self {
+            EncoderSection::Mlp(_) => {
+                let mut cfg = self.encoder_config(n)?;
+                cfg.input_dim = shape.iter().product();
+                cfg.validate()?;
+                Ok(EncoderChoice::Mlp(cfg))
+            }
+            EncoderSection::Conv(c) => {
+                let &[ch, h, w] = shape else {
+                    return Err(clica_core::Error::param(
+                        "kind",
+                        format!(
+                            "the conv encoder needs image observations (mixing.kind = \"render\"), got shape {shape:?}"
+                        ),
+                    ));
+                };
+                let config = clica_conv::ConvEncoderConfig::kitti([ch, h, w], n)
+                    .with_normalization(c.normalization);
+                config.validate()?;
+                Ok(EncoderChoice::Conv {
+                    config,
+                    from_data: c.input_norm == InputNorm::Data,
+                })
+            }
+        }
     }
 }
 

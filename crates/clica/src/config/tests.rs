@@ -21,8 +21,10 @@ fn latent(c: &TrainConfig) -> &LatentSection {
 }
 
 fn mlp_encoder(c: &TrainConfig) -> &MlpEncoderSection {
-    let EncoderSection::Mlp(e) = &c.encoder;
-    e
+    match &c.encoder {
+        EncoderSection::Mlp(e) => e,
+        other => panic!("not an MLP encoder: {other:?}"),
+    }
 }
 
 fn configs() -> String {
@@ -63,7 +65,10 @@ fn defaults_are_valid_and_round_trip() {
         "mlp 10-100-100-100-10 leaky(0.01) sphere(r=1)"
     );
     assert_eq!(v.loss.name(), "sphere_infonce(tau=1,self=keep)");
-    assert_eq!(v.mixing, MlpConfig::new(10));
+    assert_eq!(
+        v.mixing,
+        MixingChoice::Mlp(clica_generators::MlpConfig::new(10))
+    );
 }
 
 #[test]
@@ -121,7 +126,9 @@ fn overrides_apply_and_are_typed() {
             self_term: SelfTerm::Keep
         }
     );
-    let MixingSection::Mlp(m) = &c.mixing;
+    let MixingSection::Mlp(m) = &c.mixing else {
+        panic!("not the MLP mixing")
+    };
     assert_eq!(m.activation, clica_generators::Activation::SmoothLeakyRelu);
     assert_eq!(
         mlp_encoder(&c).normalization,
@@ -750,8 +757,14 @@ fn a_product_prior_from_toml_samples_like_one_built_by_hand() {
         by_hand.conditional(&mut b, z.view())
     );
     // The mixing and the encoder take the product's dimension.
-    assert_eq!(v.mixing.dim, 7);
-    assert_eq!((v.encoder.input_dim, v.encoder.output_dim), (7, 7));
+    assert_eq!(v.mixing.observation_shape(7), [7]);
+    match (&v.mixing, &v.encoder) {
+        (MixingChoice::Mlp(m), EncoderChoice::Mlp(e)) => {
+            assert_eq!(m.dim, 7);
+            assert_eq!((e.input_dim, e.output_dim), (7, 7));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -788,14 +801,19 @@ fn the_components_are_the_ones_the_keys_name() {
     );
     assert_eq!(
         v.mixing,
-        MlpConfig::new(5)
-            .with_layers(2)
-            .with_activation(clica_generators::Activation::leaky_relu(0.1).unwrap())
-            .with_cond_pool_size(100)
-            .with_cond_ratio(0.5)
+        MixingChoice::Mlp(
+            clica_generators::MlpConfig::new(5)
+                .with_layers(2)
+                .with_activation(clica_generators::Activation::leaky_relu(0.1).unwrap())
+                .with_cond_pool_size(100)
+                .with_cond_ratio(0.5)
+        )
     );
     assert_eq!(v.encoder.describe(), "mlp 5-10-5 leaky(0.2) none");
-    assert_eq!(v.encoder.backend, Backend::Native);
+    match &v.encoder {
+        EncoderChoice::Mlp(e) => assert_eq!(e.backend, Backend::Native),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(v.loss.name(), "l2_infonce_simclr(tau=0.1,self=exclude)");
     let t = c.to_toml();
     assert!(t.contains("activation = \"leaky_relu(0.1)\""), "{t}");
@@ -816,4 +834,48 @@ fn the_wsd_schedule_and_its_decay_fraction_are_settable_and_absent_when_unset() 
     let e = parse("", &["train.ema=0.999"]).unwrap();
     assert_eq!(e.train.ema, Some(0.999));
     assert!(e.to_toml().contains("ema = 0.999"));
+}
+
+#[test]
+fn the_renderer_and_the_conv_encoder_are_configured_by_kind() {
+    let text = std::fs::read_to_string(format!("{}/table3/normal-box.toml", configs())).unwrap();
+    let cfg = parse(&text, &[]).unwrap();
+    let v = cfg.validate().unwrap();
+    match &v.mixing {
+        MixingChoice::Render(r) => assert_eq!((r.size, r.supersample), (64, 2)),
+        other => panic!("{other:?}"),
+    }
+    match &v.encoder {
+        EncoderChoice::Conv { config, from_data } => {
+            assert_eq!(config.input, [3, 64, 64]);
+            assert!(*from_data);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The renderer takes the scene's 10 latents.
+    let e = err(&text, &["data.dim=4"]);
+    assert!(e.contains("mixing.kind") && e.contains("10 latents"), "{e}");
+    // Its size and supersampling are checked by name.
+    assert!(err(&text, &["mixing.size=300"]).contains("mixing.size"));
+    assert!(err(&text, &["mixing.supersample=0"]).contains("mixing.supersample"));
+    assert!(err(&text, &["mixing.hue=\"rainbow\""]).contains("mixing.hue"));
+    // The conv encoder needs images.
+    let e = err("[encoder]\nkind = \"conv\"\n", &[]);
+    assert!(
+        e.contains("encoder.kind") && e.contains("image observations"),
+        "{e}"
+    );
+    // An MLP on images takes the flattened image.
+    let mlp = parse(
+        &text,
+        &[
+            "encoder.kind=\"mlp\"",
+            "encoder.normalization.kind=\"none\"",
+        ],
+    )
+    .unwrap();
+    match mlp.validate().unwrap().encoder {
+        EncoderChoice::Mlp(c) => assert_eq!(c.input_dim, 3 * 64 * 64),
+        other => panic!("{other:?}"),
+    }
 }
