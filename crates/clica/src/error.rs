@@ -51,6 +51,10 @@ pub enum Error {
     /// message names the folder and the holder's process id.
     #[error("{0}")]
     Locked(String),
+    /// A data file (an image, an image set's layout) is missing a piece or malformed; the
+    /// message names the file.
+    #[error("{0}")]
+    Data(String),
     /// `--resume` on a run that has already completed.
     #[error("the run in {0} is already complete; nothing to resume")]
     AlreadyComplete(std::path::PathBuf),

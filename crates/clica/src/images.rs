@@ -3,7 +3,7 @@
 //! (N × 10, the latents as drawn), `DIR/latents.npy` (rescaled as for rendering).
 
 use crate::npy;
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use clica_render::Renderer;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -30,19 +30,23 @@ pub fn image_path(root: &Path, i: usize, n: usize) -> PathBuf {
 /// Encodes `rgb` (`side × side × 3` bytes, rows top to bottom) as an 8-bit RGB PNG.
 pub fn encode_png(rgb: &[u8], side: usize) -> Result<Vec<u8>> {
     if rgb.len() != 3 * side * side {
-        bail!(
+        return Err(Error::Data(format!(
             "an RGB image of side {side} has {} bytes, got {}",
             3 * side * side,
             rgb.len()
-        );
+        )));
     }
+    let png_err = |e: png::EncodingError| Error::Data(format!("PNG encoding failed: {e}"));
     let mut bytes = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut bytes, side as u32, side as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
-        enc.write_header()?.write_image_data(rgb)?;
+        enc.write_header()
+            .map_err(png_err)?
+            .write_image_data(rgb)
+            .map_err(png_err)?;
     }
     Ok(bytes)
 }
@@ -50,17 +54,20 @@ pub fn encode_png(rgb: &[u8], side: usize) -> Result<Vec<u8>> {
 /// Decodes a PNG file into `(width, height, RGB bytes)`; 8-bit RGB, RGBA and grey images are
 /// converted to RGB.
 pub fn read_png(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Data(format!("{}: {what}: {e}", path.display()))
+    };
     let mut dec = png::Decoder::new(std::io::BufReader::new(file));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = dec
-        .read_info()
-        .with_context(|| format!("{}: not a PNG image", path.display()))?;
-    let mut buf = vec![0; reader.output_buffer_size().context("PNG too large")?];
+    let mut reader = dec.read_info().map_err(|e| bad("not a PNG image", &e))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad("PNG too large", &"size overflow"))?;
+    let mut buf = vec![0; size];
     let info = reader
         .next_frame(&mut buf)
-        .with_context(|| format!("{}: corrupt PNG", path.display()))?;
+        .map_err(|e| bad("corrupt PNG", &e))?;
     let (w, h) = (info.width as usize, info.height as usize);
     let px = &buf[..info.buffer_size()];
     let rgb = match info.color_type {
@@ -74,7 +81,7 @@ pub fn read_png(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
             .chunks_exact(2)
             .flat_map(|p| [p[0], p[0], p[0]])
             .collect(),
-        other => bail!("{}: unsupported PNG colour type {other:?}", path.display()),
+        other => return Err(bad("unsupported PNG colour type", &format!("{other:?}"))),
     };
     Ok((w, h, rgb))
 }
@@ -91,14 +98,15 @@ pub fn write_dataset(
 ) -> Result<()> {
     let n = raw.nrows();
     let dir = root.join("images");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    npy::write_f64_2d(root.join("raw_latents.npy"), raw)?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let npy_err = |e: npy::NpyError| Error::Data(e.to_string());
+    npy::write_f64_2d(root.join("raw_latents.npy"), raw).map_err(npy_err)?;
     let mut rescaled = raw.to_owned();
     for mut row in rescaled.rows_mut() {
         let r = clica_render::rescale(row.as_slice().expect("owned rows are contiguous"));
         row.assign(&ndarray::ArrayView1::from(&r));
     }
-    npy::write_f64_2d(root.join("latents.npy"), rescaled.view())?;
+    npy::write_f64_2d(root.join("latents.npy"), rescaled.view()).map_err(npy_err)?;
     let len = renderer.image_len();
     let side = renderer.size();
     let mut pixels = vec![0u8; chunk.max(1) * len];
@@ -115,14 +123,10 @@ pub fn write_dataset(
             .try_for_each(|(k, img)| -> Result<()> {
                 let path = image_path(root, start + k, n);
                 let bytes = encode_png(img, side)?;
-                let mut f = BufWriter::new(
-                    std::fs::File::create(&path)
-                        .with_context(|| format!("cannot write {}", path.display()))?,
-                );
-                std::io::Write::write_all(&mut f, &bytes)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                std::io::Write::flush(&mut f)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let io = |e| Error::io(&path, e);
+                let mut f = BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+                std::io::Write::write_all(&mut f, &bytes).map_err(io)?;
+                std::io::Write::flush(&mut f).map_err(io)?;
                 Ok(())
             })?;
         start = end;

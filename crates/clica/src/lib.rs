@@ -41,6 +41,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod images;
+pub mod imageset;
 pub mod io;
 pub mod lock;
 pub mod npy;

@@ -3,6 +3,7 @@
 //! crate, one section variant in `config/sections.rs` and one arm here.
 
 use crate::config::{EncoderChoice, MixingChoice, TrainConfig, Validated};
+use crate::imageset::{ImageSet, ImageSetPairs};
 use crate::source::LatentPairs;
 use crate::Result;
 use clica_conv::ConvEncoder;
@@ -40,17 +41,25 @@ impl Components {
             loss,
             positives,
             antithetic,
+            images,
         } = cfg.validate()?;
-        let generator: Box<dyn Generator> = match &mixing {
-            MixingChoice::Mlp(m) => {
-                Box::new(InvertibleMlp::build(m, &mut seed.stream("generator"))?)
+        let source: Box<dyn PairSource> = if let Some(set) = images {
+            let train = ImageSet::load(&set.path)?;
+            let test = set.test_path.as_deref().map(ImageSet::load).transpose()?;
+            Box::new(ImageSetPairs::new(train, test, prior)?)
+        } else {
+            let generator: Box<dyn Generator> = match &mixing {
+                MixingChoice::Mlp(m) => {
+                    Box::new(InvertibleMlp::build(m, &mut seed.stream("generator"))?)
+                }
+                MixingChoice::Render(r) => Box::new(clica_render::Renderer::new(r)?),
+            };
+            let mut source = LatentPairs::new(prior, generator)?;
+            if antithetic.is_some() {
+                source = source.antithetic()?;
             }
-            MixingChoice::Render(r) => Box::new(clica_render::Renderer::new(r)?),
+            Box::new(source)
         };
-        let mut source = LatentPairs::new(prior, generator)?;
-        if antithetic.is_some() {
-            source = source.antithetic()?;
-        }
         let mut encoder = encoder;
         if let EncoderChoice::Conv {
             config,
@@ -63,7 +72,7 @@ impl Components {
             config.validate()?;
         }
         Ok(Components {
-            source: Box::new(source),
+            source,
             loss,
             positives,
             encoder,

@@ -36,9 +36,9 @@ mod tests;
 
 pub use schedule::{ScheduleKind, DEFAULT_DECAY_FRACTION};
 pub use sections::{
-    ConvEncoderSection, DataSection, EncoderChoice, EncoderSection, EvalSection, InputNorm,
-    LatentSection, LossSection, MixingChoice, MixingSection, MlpEncoderSection, MlpMixingSection,
-    Objective, ProductSection, RenderMixingSection, TrainSection,
+    ConvEncoderSection, DataSection, EncoderChoice, EncoderSection, EvalSection, ImageSetSection,
+    InputNorm, LatentSection, LossSection, MixingChoice, MixingSection, MlpEncoderSection,
+    MlpMixingSection, Objective, ProductSection, RenderMixingSection, TrainSection,
 };
 
 use crate::Error as CliError;
@@ -85,6 +85,9 @@ pub struct Validated {
     /// The reflection that draws positives in mirrored pairs (`loss.antithetic`), checked
     /// to exist for the prior.
     pub antithetic: Option<clica_core::Mirror>,
+    /// The fixed image set (`data.kind = "image_set"`), its first image checked; the source
+    /// is this set instead of the prior and the mixing.
+    pub images: Option<ImageSetSection>,
 }
 
 impl std::fmt::Debug for Validated {
@@ -114,6 +117,25 @@ fn positive(name: &str, v: f64) -> Result<(), CliError> {
     } else {
         Err(invalid(name, format!("must be finite and > 0, got {v}")))
     }
+}
+
+/// The side of a fixed image set's images, from its first image (which must exist, as must
+/// `raw_latents.npy`).
+fn image_set_side(s: &ImageSetSection) -> Result<usize, CliError> {
+    if s.path.as_os_str().is_empty() {
+        return Err(invalid(
+            "data.path",
+            "an image set needs its folder (`images/`, `raw_latents.npy`)",
+        ));
+    }
+    let latents = s.path.join("raw_latents.npy");
+    let n = crate::npy::read_f64_2d(&latents)
+        .map_err(|e| invalid("data.path", e.to_string()))?
+        .nrows();
+    let first = crate::images::image_path(&s.path, 0, n);
+    let (w, _, _) =
+        crate::images::read_png(&first).map_err(|e| invalid("data.path", e.to_string()))?;
+    Ok(w)
 }
 
 /// The defaults as a TOML tree, with one default part in `data.parts`: where a tagged table
@@ -166,10 +188,21 @@ impl TrainConfig {
             .mixing
             .choice(dim)
             .map_err(|e| in_section(e, "mixing"))?;
+        let images = self.data.image_set().cloned();
+        let shape = match &images {
+            Some(s) => vec![3, image_set_side(s)?, image_set_side(s)?],
+            None => mixing.observation_shape(dim),
+        };
         let encoder = self
             .encoder
-            .choice(&mixing.observation_shape(dim), dim)
+            .choice(&shape, dim)
             .map_err(|e| in_section(e, "encoder"))?;
+        if images.is_some() && self.loss.antithetic {
+            return Err(invalid(
+                "loss.antithetic",
+                "a fixed image set cannot mirror a positive (its images are given); use the renderer (mixing.kind = \"render\")",
+            ));
+        }
         let loss = self.loss.build().map_err(|e| in_section(e, "loss"))?;
         let positives = self
             .loss
@@ -260,6 +293,7 @@ impl TrainConfig {
             loss,
             positives,
             antithetic,
+            images,
         })
     }
 

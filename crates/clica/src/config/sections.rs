@@ -43,6 +43,56 @@ pub enum DataSection {
     /// A product of independent priors, `[[data.parts]]` tables each holding the keys of a
     /// latent section; a latent is the concatenation of one draw per part, in part order.
     Product(ProductSection),
+    /// A fixed set of images in the reference's 3DIdent layout (`path`, optional `test_path`),
+    /// positives by nearest neighbours of draws from `conditional`; `[mixing]` is not used.
+    ImageSet(ImageSetSection),
+}
+
+/// A fixed image set: where it is, and the latent prior whose conditional draws the
+/// positives' targets (its space bounds the draws; its marginal is not used: anchors are
+/// the set's images, drawn uniformly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageSetSection {
+    /// The training set's folder (`images/`, `raw_latents.npy`).
+    pub path: std::path::PathBuf,
+    /// A held-out set scored on; the training set when absent.
+    pub test_path: Option<std::path::PathBuf>,
+    /// Latent dimension (10 for 3DIdent).
+    pub dim: usize,
+    /// The latents' space (3DIdent: the box [−1, 1]).
+    pub space: Space,
+    /// Kept for the prior's description; not used to draw.
+    pub marginal: Marginal,
+    /// p(z̃ | z) (3DIdent: Normal, σ = 0.1).
+    pub conditional: Conditional,
+}
+
+impl Default for ImageSetSection {
+    fn default() -> Self {
+        ImageSetSection {
+            path: std::path::PathBuf::new(),
+            test_path: None,
+            dim: 10,
+            space: Space::Box {
+                low: -1.0,
+                high: 1.0,
+            },
+            marginal: Marginal::Uniform,
+            conditional: Conditional::Normal { sigma: 0.1 },
+        }
+    }
+}
+
+impl ImageSetSection {
+    fn latent(&self) -> LatentSection {
+        LatentSection {
+            dim: self.dim,
+            space: self.space,
+            marginal: self.marginal,
+            conditional: self.conditional,
+        }
+    }
 }
 
 impl Default for DataSection {
@@ -60,6 +110,15 @@ impl DataSection {
         match self {
             DataSection::Latent(l) => Ok(Box::new(l.prior()?)),
             DataSection::Product(p) => Ok(Box::new(p.prior()?)),
+            DataSection::ImageSet(s) => Ok(Box::new(s.latent().prior()?)),
+        }
+    }
+
+    /// The image set, for `kind = "image_set"`.
+    pub fn image_set(&self) -> Option<&ImageSetSection> {
+        match self {
+            DataSection::ImageSet(s) => Some(s),
+            _ => None,
         }
     }
 }
