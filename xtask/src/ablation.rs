@@ -51,7 +51,7 @@ pub fn ablation(args: &[String]) -> Result<(), String> {
                     .collect();
                 jobs.push(Job {
                     label: format!("ablation n{n} L{l} seed{seed}"),
-                    args: run_args(&spec.config, &protocol, &spec.fast, &o, seed, &extra),
+                    args: run_args(&spec.config, Some(&protocol), &spec.fast, &o, seed, &extra),
                     dir: o.out.join(format!("ablation/runs/n{n}_L{l}/seed{seed}")),
                 });
                 cells.push((n, l, seed));

@@ -303,7 +303,7 @@ fn smoke() -> Result<(), String> {
     }
     let out_s = out.display().to_string();
     let args: Vec<String> = [
-        "--smoke", "--rows", "1,6,12", "--jobs", "2", "--out", &out_s,
+        "--smoke", "--table", "1,2,3", "--rows", "1,6,12", "--jobs", "2", "--out", &out_s,
     ]
     .iter()
     .map(|s| s.to_string())

@@ -18,7 +18,7 @@ pub struct Manifest {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowSpec {
-    /// 1 (R²) or 2 (MCC).
+    /// 1 (R²), 2 (MCC) or 3 (MCC; the 3DIdent-like image rows, opt-in).
     pub table: u8,
     /// Row number within the table (1-based).
     pub row: u32,
@@ -55,6 +55,11 @@ pub struct RowSpec {
     /// rotation, invisible to R²).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcc_band: Option<[f64; 2]>,
+    /// The row file carries its own training protocol (the image rows: a conv encoder, its
+    /// own batch and steps): no protocol file is layered over it, `fast` must be empty, and
+    /// no supervised baseline is added (a row file asks for one itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_protocol: bool,
 }
 
 impl RowSpec {
@@ -222,8 +227,13 @@ impl Manifest {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.row {
             let id = format!("table {} row {}", r.table, r.label());
-            if !(1..=2).contains(&r.table) {
-                return Err(format!("{id}: table must be 1 or 2"));
+            if !(1..=3).contains(&r.table) {
+                return Err(format!("{id}: table must be 1, 2 or 3"));
+            }
+            if r.own_protocol && !r.fast.is_empty() {
+                return Err(format!(
+                    "{id}: a row with its own protocol takes no `fast` overrides"
+                ));
             }
             if !seen.insert((r.table, r.row, r.variant.clone())) {
                 return Err(format!("{id} is listed twice"));
@@ -313,7 +323,8 @@ mod tests {
                 .filter(|r| r.table == t && r.variant.is_none())
                 .count()
         };
-        assert_eq!((main(1), main(2)), (12, 6));
+        assert_eq!((main(1), main(2), main(3)), (12, 6, 4));
+        assert!(m.row.iter().all(|r| r.own_protocol == (r.table == 3)));
         // Rows 9 and 10 of Table 1 are tuned to τ = 0.1 and also run at the paper's τ = 1;
         // rows 11 and 12 already run at τ = 1.
         let tau1: Vec<u32> = m
@@ -331,9 +342,12 @@ mod tests {
             );
         }
         // Every shipped row config is in the manifest.
-        for t in [1, 2] {
+        for t in [1, 2, 3] {
             for entry in std::fs::read_dir(root().join(format!("configs/table{t}"))).unwrap() {
                 let name = entry.unwrap().file_name().into_string().unwrap();
+                if !name.ends_with(".toml") {
+                    continue;
+                }
                 let path = format!("configs/table{t}/{name}");
                 assert!(
                     m.row.iter().any(|r| r.config == path),
@@ -341,7 +355,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(m.row.iter().filter(|r| r.check.is_control()).count(), 2);
+        assert_eq!(m.row.iter().filter(|r| r.check.is_control()).count(), 4);
     }
 
     #[test]

@@ -215,6 +215,17 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Table {table}: {score} in %, n = 10\n");
     let _ = writeln!(md, "{header}\n");
+    if rows
+        .iter()
+        .any(|r| r.spec.table == table && r.spec.own_protocol)
+    {
+        let _ = writeln!(
+            md,
+            "Images are 3DIdent-like (clica-rendered), not the paper's Blender data. These rows carry \
+             their own training protocol (their config files); `--protocol` and its per-row \
+             overrides do not apply to them.\n"
+        );
+    }
     let _ = writeln!(
         md,
         "Columns: clica's mean ± std over seeds, the paper's figure in brackets where it gives one. \
@@ -477,6 +488,7 @@ mod tests {
             variant: None,
             variant_text: None,
             mcc_band: None,
+            own_protocol: false,
         }
     }
 

@@ -27,6 +27,20 @@ const SMOKE: &[&str] = &[
     "encoder.hidden_multipliers=[2, 2]",
 ];
 
+/// The smoke overrides of a row with its own protocol (the image rows: a conv encoder on
+/// rendered images, no MLP keys).
+const SMOKE_OWN: &[&str] = &[
+    "train.steps=4",
+    "train.batch=16",
+    "train.log_every=2",
+    "train.warmup_steps=1",
+    "train.checkpoint_every=2",
+    "eval.samples=64",
+    "eval.final_batches=1",
+    "eval.supervised_steps=2",
+    "mixing.size=32",
+];
+
 pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -99,22 +113,22 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Common arguments of every run: the row config, the protocol, the protocol's per-row
-/// overrides, the seed, the smoke overrides, then the user's (which win).
+/// Common arguments of every run: the row config, the protocol (none for a row that carries
+/// its own), the protocol's per-row overrides, the seed, the smoke overrides, then the
+/// user's (which win).
 pub(crate) fn run_args(
     config: &str,
-    protocol: &Path,
+    protocol: Option<&Path>,
     fast: &[String],
     o: &Options,
     seed: u64,
     extra: &[String],
 ) -> Vec<String> {
-    let mut a = vec![
-        "--config".into(),
-        config.into(),
-        "--config".into(),
-        protocol.display().to_string(),
-    ];
+    let mut a = vec!["--config".into(), config.into()];
+    if let Some(p) = protocol {
+        a.push("--config".into());
+        a.push(p.display().to_string());
+    }
     let is_fast = o.protocol == "fast";
     let sets = fast
         .iter()
@@ -122,7 +136,12 @@ pub(crate) fn run_args(
         .chain(extra)
         .cloned()
         .chain(std::iter::once(format!("seed={seed}")))
-        .chain(SMOKE.iter().filter(|_| o.smoke).map(|s| (*s).to_string()))
+        .chain(
+            if protocol.is_some() { SMOKE } else { SMOKE_OWN }
+                .iter()
+                .filter(|_| o.smoke)
+                .map(|s| (*s).to_string()),
+        )
         .chain(o.sets.iter().cloned());
     for s in sets {
         a.push("--set".into());
@@ -297,7 +316,14 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         manifest
             .row
             .iter()
-            .filter(|r| o.tables.is_empty() || o.tables.contains(&r.table))
+            // Table 3 (hours of image training) runs only when asked for by name.
+            .filter(|r| {
+                if o.tables.is_empty() {
+                    r.table <= 2
+                } else {
+                    o.tables.contains(&r.table)
+                }
+            })
             .filter(|r| o.rows.is_empty() || o.rows.contains(&r.row))
             .cloned()
             .collect()
@@ -313,7 +339,11 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         for seed in 0..seeds {
             jobs.push(Job {
                 label: format!("table{} {} seed{seed}", r.table, r.key()),
-                args: run_args(&r.config, &protocol, &r.fast, &o, seed, &supervised),
+                args: if r.own_protocol {
+                    run_args(&r.config, None, &[], &o, seed, &[])
+                } else {
+                    run_args(&r.config, Some(&protocol), &r.fast, &o, seed, &supervised)
+                },
                 dir: o
                     .out
                     .join(format!("runs/table{}/{}/seed{seed}", r.table, r.key())),
@@ -370,7 +400,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     let all_runs: usize = rows.iter().map(|r| r.seeds.len()).sum();
     let mut header = header_line(&o, seeds, wall, &meta, &outcomes);
     add_compute(&mut meta, &mut header, &timed, all_runs);
-    for t in [1u8, 2] {
+    for t in [1u8, 2, 3] {
         if rows.iter().any(|r| r.spec.table == t) {
             let path = o.out.join(format!("table{t}.md"));
             write_file(&path, &report::table_markdown(t, &rows, &header))?;
@@ -431,7 +461,7 @@ mod tests {
         let o = Options::of(&["--set", "train.steps=7"]).unwrap();
         let a = run_args(
             "row.toml",
-            Path::new("fast.toml"),
+            Some(Path::new("fast.toml")),
             &["loss.tau=0.1".into()],
             &o,
             2,
@@ -444,7 +474,7 @@ mod tests {
         let p = Options::of(&["--protocol", "paper"]).unwrap();
         let a = run_args(
             "row.toml",
-            Path::new("paper.toml"),
+            Some(Path::new("paper.toml")),
             &["loss.tau=0.1".into()],
             &p,
             0,
@@ -453,6 +483,12 @@ mod tests {
         assert!(
             !a.join(" ").contains("tau"),
             "fast-only overrides stay out of the paper protocol"
+        );
+        // A row with its own protocol: no protocol file.
+        let a = run_args("t3.toml", None, &[], &o, 1, &[]);
+        assert_eq!(
+            a.join(" "),
+            "--config t3.toml --set seed=1 --set train.steps=7"
         );
         assert_eq!(
             shell_quote("encoder.hidden_multipliers=[2, 2]"),
