@@ -462,18 +462,34 @@ impl Renderer {
             // Occluded where the nearest surface is nearer than this point (less the bias):
             // 1/z_surface > 1/(z − bias); empty texels hold 0.
             let inv_depth = 1.0 / (z - SHADOW_BIAS).max(NEAR);
-            let tap = |x: f32, y: f32| -> f32 {
-                if x < 0.0 || y < 0.0 || x >= ss as f32 || y >= ss as f32 {
-                    return 1.0;
-                }
-                if shadow[y as usize * ss + x as usize] > inv_depth {
-                    0.0
+            let lit_texel = |i: usize| if shadow[i] > inv_depth { 0.0 } else { 1.0 };
+            let (t00, t10, t01, t11) =
+                if x0 >= 0.0 && y0 >= 0.0 && x0 + 1.0 < ss as f32 && y0 + 1.0 < ss as f32 {
+                    // The whole 2 × 2 footprint inside the map (the common case).
+                    let i = y0 as usize * ss + x0 as usize;
+                    (
+                        lit_texel(i),
+                        lit_texel(i + 1),
+                        lit_texel(i + ss),
+                        lit_texel(i + ss + 1),
+                    )
                 } else {
-                    1.0
-                }
-            };
-            let top = tap(x0, y0) * (1.0 - ax) + tap(x0 + 1.0, y0) * ax;
-            let bottom = tap(x0, y0 + 1.0) * (1.0 - ax) + tap(x0 + 1.0, y0 + 1.0) * ax;
+                    let tap = |x: f32, y: f32| -> f32 {
+                        if x < 0.0 || y < 0.0 || x >= ss as f32 || y >= ss as f32 {
+                            1.0
+                        } else {
+                            lit_texel(y as usize * ss + x as usize)
+                        }
+                    };
+                    (
+                        tap(x0, y0),
+                        tap(x0 + 1.0, y0),
+                        tap(x0, y0 + 1.0),
+                        tap(x0 + 1.0, y0 + 1.0),
+                    )
+                };
+            let top = t00 * (1.0 - ax) + t10 * ax;
+            let bottom = t01 * (1.0 - ax) + t11 * ax;
             top * (1.0 - ay) + bottom * ay
         };
 
@@ -598,8 +614,10 @@ impl Renderer {
         let scale = (LUT_LEN - 1) as f32;
         for (px, acc) in out.chunks_exact_mut(3).zip(&scratch.accum) {
             for (o, v) in px.iter_mut().zip([acc.x, acc.y, acc.z]) {
+                // v · 4095 + 0.5 lies in [0.5, 4095.5]: its truncation indexes the table (the
+                // `min` only keeps the bounds check out of the loop).
                 let v = (v * norm).clamp(0.0, 1.0);
-                *o = self.lut[(v * scale + 0.5) as usize];
+                *o = self.lut[((v * scale + 0.5) as u32 as usize).min(LUT_LEN - 1)];
             }
         }
     }
