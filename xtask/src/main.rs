@@ -331,6 +331,8 @@ fn smoke() -> Result<(), String> {
         "plots/table2_summary.svg",
         "plots/table1_row01.svg",
         "plots/table2_row06.svg",
+        "table3.md",
+        "plots/table3_row01.svg",
         "ablation.md",
         "ablation.json",
         "plots/ablation.svg",
@@ -346,10 +348,11 @@ fn smoke() -> Result<(), String> {
     )
     .map_err(|e| format!("smoke: results.json: {e}"))?;
     let rows = results["rows"].as_array().map_or(0, Vec::len);
-    if rows != 5 {
-        return Err(format!("smoke: results.json has {rows} rows, expected 5"));
+    // Table 1 rows 1, 6, 12; Table 2 rows 1, 6; Table 3 row 1.
+    if rows != 6 {
+        return Err(format!("smoke: results.json has {rows} rows, expected 6"));
     }
-    eprintln!("smoke ok: 5 rows and a 2 × 2 ablation end to end; completed runs are reused");
+    eprintln!("smoke ok: 6 rows (Tables 1, 2 and 3) and a 2 × 2 ablation end to end; completed runs are reused");
     Ok(())
 }
 
