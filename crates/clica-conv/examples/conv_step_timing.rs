@@ -2,7 +2,7 @@
 //! forward + backward + Adam, median of `steps` after one warm-up step.
 //!
 //! ```sh
-//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example step_timing -- [batch] [size] [steps]
+//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example conv_step_timing -- [batch] [size] [steps]
 //! ```
 use clica_conv::{ConvEncoder, ConvEncoderConfig};
 use clica_core::{RunSeed, TrainableEncoder};
