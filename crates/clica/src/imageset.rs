@@ -161,6 +161,47 @@ fn build(
     id
 }
 
+/// Resizes a square RGB image (`from × from`, HWC bytes) down to `to × to` by area
+/// averaging: each output pixel is the mean of the input over its footprint, partial input
+/// pixels weighted by their overlap (an exact box filter; an integer factor averages whole
+/// blocks). Rounded to the nearest byte.
+///
+/// # Panics
+/// If the buffers do not match the sizes or `to` is 0 or above `from`.
+pub fn resize_area(src: &[u8], from: usize, to: usize, dst: &mut [u8]) {
+    assert!(to > 0 && to <= from, "resize {from} → {to}");
+    assert_eq!(src.len(), 3 * from * from, "source size");
+    assert_eq!(dst.len(), 3 * to * to, "destination size");
+    // Weights of input index i for output index o along one axis: the overlap of
+    // [i, i + 1) with [o·s, (o + 1)·s), s = from / to, in f64.
+    let s = from as f64 / to as f64;
+    let weights: Vec<Vec<(usize, f64)>> = (0..to)
+        .map(|o| {
+            let (lo, hi) = (o as f64 * s, (o + 1) as f64 * s);
+            (lo.floor() as usize..(hi.ceil() as usize).min(from))
+                .map(|i| (i, (hi.min(i as f64 + 1.0) - lo.max(i as f64)) / s))
+                .filter(|&(_, w)| w > 0.0)
+                .collect()
+        })
+        .collect();
+    for (oy, wy) in weights.iter().enumerate() {
+        for (ox, wx) in weights.iter().enumerate() {
+            let mut acc = [0.0f64; 3];
+            for &(iy, ay) in wy {
+                for &(ix, ax) in wx {
+                    let p = 3 * (iy * from + ix);
+                    for c in 0..3 {
+                        acc[c] += ay * ax * f64::from(src[p + c]);
+                    }
+                }
+            }
+            for c in 0..3 {
+                dst[3 * (oy * to + ox) + c] = acc[c].round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}
+
 /// A set of same-size RGB images with their raw latents, held in memory as bytes.
 #[derive(Debug)]
 pub struct ImageSet {
@@ -176,12 +217,14 @@ pub struct ImageSet {
 
 impl ImageSet {
     /// Reads a folder in the reference layout (`raw_latents.npy`, `images/{i}.png` with `i`
-    /// zero-padded to ⌈log₁₀ N⌉ digits), decoding the images in parallel.
+    /// zero-padded to ⌈log₁₀ N⌉ digits), decoding the images in parallel and, when `size`
+    /// is given and differs from the files', resizing each to `size × size` by area
+    /// averaging ([`resize_area`]; e.g. the real 3DIdent's 224 × 224 to 64 × 64).
     ///
     /// # Errors
     /// A missing or malformed file, images of different sizes or not square, non-finite
-    /// latents.
-    pub fn load(root: &Path) -> Result<Self> {
+    /// latents, a `size` of 0 or above the files' size.
+    pub fn load(root: &Path, size: Option<usize>) -> Result<Self> {
         let latents_path = root.join("raw_latents.npy");
         let latents = npy::read_f64_2d(&latents_path).map_err(|e| Error::Data(e.to_string()))?;
         let n = latents.nrows();
@@ -213,7 +256,14 @@ impl ImageSet {
                 first.display()
             )));
         }
-        let len = 3 * w * w;
+        let side = size.unwrap_or(w);
+        if side == 0 || side > w {
+            return Err(Error::Data(format!(
+                "{}: cannot resize {w} × {w} images to {side} × {side} (only down, to at least 1)",
+                root.display()
+            )));
+        }
+        let len = 3 * side * side;
         let mut pixels = vec![0u8; n * len];
         pixels
             .par_chunks_mut(len)
@@ -227,14 +277,18 @@ impl ImageSet {
                         path.display()
                     )));
                 }
-                dst.copy_from_slice(&rgb);
+                if side == w {
+                    dst.copy_from_slice(&rgb);
+                } else {
+                    resize_area(&rgb, w, side, dst);
+                }
                 Ok(())
             })?;
         let tree = KdTree::new(latents.clone());
         Ok(ImageSet {
             root: root.to_path_buf(),
             latents,
-            side: w,
+            side,
             pixels,
             tree,
         })
@@ -480,6 +534,38 @@ impl PairSource for ImageSetPairs {
 mod tests {
     use super::*;
     use clica_core::RunSeed;
+
+    #[test]
+    fn area_resizing_averages_footprints() {
+        // An integer factor averages whole 2 × 2 blocks.
+        let src: Vec<u8> = (0..3 * 4 * 4).map(|i| (i * 7 % 251) as u8).collect();
+        let mut dst = vec![0u8; 3 * 2 * 2];
+        resize_area(&src, 4, 2, &mut dst);
+        for (oy, ox, c) in [(0, 0, 0), (1, 0, 2), (1, 1, 1)] {
+            let sum: u32 = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                .iter()
+                .map(|(dy, dx)| u32::from(src[3 * ((2 * oy + dy) * 4 + 2 * ox + dx) + c]))
+                .sum();
+            assert_eq!(
+                u32::from(dst[3 * (oy * 2 + ox) + c]),
+                (f64::from(sum) / 4.0).round() as u32
+            );
+        }
+        // A constant image stays constant at any factor, and the size is kept as is.
+        let flat = vec![93u8; 3 * 7 * 7];
+        let mut out = vec![0u8; 3 * 3 * 3];
+        resize_area(&flat, 7, 3, &mut out);
+        assert!(out.iter().all(|&v| v == 93));
+        let mut same = vec![0u8; src.len()];
+        resize_area(&src, 4, 4, &mut same);
+        assert_eq!(same, src);
+        // 224 → 64 (a factor of 3.5): the mean is kept to rounding.
+        let big: Vec<u8> = (0..3 * 224 * 224).map(|i| ((i / 3) % 224) as u8).collect();
+        let mut small = vec![0u8; 3 * 64 * 64];
+        resize_area(&big, 224, 64, &mut small);
+        let mean = |v: &[u8]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        assert!((mean(&big) - mean(&small)).abs() < 0.5);
+    }
 
     #[test]
     fn the_tree_finds_what_a_linear_scan_finds() {

@@ -44,8 +44,12 @@ impl Components {
             images,
         } = cfg.validate()?;
         let source: Box<dyn PairSource> = if let Some(set) = images {
-            let train = ImageSet::load(&set.path)?;
-            let test = set.test_path.as_deref().map(ImageSet::load).transpose()?;
+            let train = ImageSet::load(&set.path, set.size)?;
+            let test = set
+                .test_path
+                .as_deref()
+                .map(|p| ImageSet::load(p, set.size))
+                .transpose()?;
             Box::new(ImageSetPairs::new(train, test, prior)?)
         } else {
             let generator: Box<dyn Generator> = match &mixing {

@@ -44,9 +44,14 @@ fn prior() -> Box<dyn LatentPrior> {
 fn pairs_are_nearest_images_never_the_anchor_and_observations_match_latents() {
     let d = tmpdir("pairs");
     let z = render_set(&d, 400, 1);
-    let set = ImageSet::load(&d).unwrap();
+    let set = ImageSet::load(&d, None).unwrap();
     assert_eq!((set.len(), set.side), (400, 16));
     assert_eq!(set.latents, z);
+    // Loaded at half size: every image is its 2 × 2 area average.
+    let half = ImageSet::load(&d, Some(8)).unwrap();
+    let mut want = vec![0u8; 3 * 8 * 8];
+    clica::imageset::resize_area(set.image(17), 16, 8, &mut want);
+    assert_eq!((half.side, half.image(17)), (8, &want[..]));
     let src = ImageSetPairs::new(set, None, prior()).unwrap();
     assert_eq!(src.observation_shape(), [3, 16, 16]);
     let (b, m) = (64, 2);
@@ -105,8 +110,8 @@ fn scores_come_from_the_test_set_when_given() {
     render_set(&a, 50, 3);
     let zt = render_set(&b, 30, 4);
     let src = ImageSetPairs::new(
-        ImageSet::load(&a).unwrap(),
-        Some(ImageSet::load(&b).unwrap()),
+        ImageSet::load(&a, None).unwrap(),
+        Some(ImageSet::load(&b, None).unwrap()),
         prior(),
     )
     .unwrap();
@@ -133,11 +138,14 @@ fn broken_sets_are_errors_naming_the_file() {
     let d = tmpdir("broken");
     render_set(&d, 20, 6);
     std::fs::remove_file(d.join("images/07.png")).unwrap();
-    let e = ImageSet::load(&d).unwrap_err().to_string();
+    let e = ImageSet::load(&d, None).unwrap_err().to_string();
     assert!(e.contains("07.png"), "{e}");
     let d2 = tmpdir("nolatents");
-    let e = ImageSet::load(&d2).unwrap_err().to_string();
+    let e = ImageSet::load(&d2, None).unwrap_err().to_string();
     assert!(e.contains("raw_latents.npy"), "{e}");
+    // Resizing goes down only.
+    let e = ImageSet::load(&d, Some(32)).unwrap_err().to_string();
+    assert!(e.contains("cannot resize"), "{e}");
     let d3 = tmpdir("dim");
     render_set(&d3, 20, 7);
     let wrong = Box::new(
@@ -152,7 +160,7 @@ fn broken_sets_are_errors_naming_the_file() {
         )
         .unwrap(),
     );
-    assert!(ImageSetPairs::new(ImageSet::load(&d3).unwrap(), None, wrong).is_err());
+    assert!(ImageSetPairs::new(ImageSet::load(&d3, None).unwrap(), None, wrong).is_err());
 }
 
 #[test]

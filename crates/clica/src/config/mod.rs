@@ -135,7 +135,14 @@ fn image_set_side(s: &ImageSetSection) -> Result<usize, CliError> {
     let first = crate::images::image_path(&s.path, 0, n);
     let (w, _, _) =
         crate::images::read_png(&first).map_err(|e| invalid("data.path", e.to_string()))?;
-    Ok(w)
+    match s.size {
+        Some(size) if size == 0 || size > w => Err(invalid(
+            "data.size",
+            format!("the set's images are {w} × {w}; resizing goes down only, to at least 1, got {size}"),
+        )),
+        Some(size) => Ok(size),
+        None => Ok(w),
+    }
 }
 
 /// The defaults as a TOML tree, with one default part in `data.parts`: where a tagged table

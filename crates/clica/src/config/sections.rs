@@ -58,6 +58,9 @@ pub struct ImageSetSection {
     pub path: std::path::PathBuf,
     /// A held-out set scored on; the training set when absent.
     pub test_path: Option<std::path::PathBuf>,
+    /// Resize the images to `size × size` at load (area averaging, down only); the files'
+    /// size when absent.
+    pub size: Option<usize>,
     /// Latent dimension (10 for 3DIdent).
     pub dim: usize,
     /// The latents' space (3DIdent: the box [−1, 1]).
@@ -73,6 +76,7 @@ impl Default for ImageSetSection {
         ImageSetSection {
             path: std::path::PathBuf::new(),
             test_path: None,
+            size: None,
             dim: 10,
             space: Space::Box {
                 low: -1.0,
