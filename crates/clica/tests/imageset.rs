@@ -25,14 +25,15 @@ fn render_set(root: &Path, n: usize, seed: u64) -> Array2<f64> {
     z
 }
 
-fn prior() -> Box<dyn LatentPrior> {
+/// The box [−1, 1]^dim with Normal(σ = 0.1) positives (3DIdent's conditional).
+fn prior(dim: usize) -> Box<dyn LatentPrior> {
     Box::new(
         Prior::new(
             Space::Box {
                 low: -1.0,
                 high: 1.0,
             },
-            N_LATENTS,
+            dim,
             Marginal::Uniform,
             Conditional::Normal { sigma: 0.1 },
         )
@@ -52,7 +53,7 @@ fn pairs_are_nearest_images_never_the_anchor_and_observations_match_latents() {
     let mut want = vec![0u8; 3 * 8 * 8];
     clica::imageset::resize_area(set.image(17), 16, 8, &mut want);
     assert_eq!((half.side, half.image(17)), (8, &want[..]));
-    let src = ImageSetPairs::new(set, None, prior()).unwrap();
+    let src = ImageSetPairs::new(set, None, prior(N_LATENTS)).unwrap();
     assert_eq!(src.observation_shape(), [3, 16, 16]);
     let (b, m) = (64, 2);
     let mut x = Array2::<f32>::zeros(((1 + m) * b, 768));
@@ -112,7 +113,7 @@ fn scores_come_from_the_test_set_when_given() {
     let src = ImageSetPairs::new(
         ImageSet::load(&a, None).unwrap(),
         Some(ImageSet::load(&b, None).unwrap()),
-        prior(),
+        prior(N_LATENTS),
     )
     .unwrap();
     let s = src.sample(&mut RunSeed::new(5).stream("eval"), 30);
@@ -148,18 +149,7 @@ fn broken_sets_are_errors_naming_the_file() {
     assert!(e.contains("cannot resize"), "{e}");
     let d3 = tmpdir("dim");
     render_set(&d3, 20, 7);
-    let wrong = Box::new(
-        Prior::new(
-            Space::Box {
-                low: -1.0,
-                high: 1.0,
-            },
-            4,
-            Marginal::Uniform,
-            Conditional::Normal { sigma: 0.1 },
-        )
-        .unwrap(),
-    );
+    let wrong = prior(4);
     assert!(ImageSetPairs::new(ImageSet::load(&d3, None).unwrap(), None, wrong).is_err());
 }
 

@@ -197,7 +197,10 @@ impl TrainConfig {
             .map_err(|e| in_section(e, "mixing"))?;
         let images = self.data.image_set().cloned();
         let shape = match &images {
-            Some(s) => vec![3, image_set_side(s)?, image_set_side(s)?],
+            Some(s) => {
+                let side = image_set_side(s)?;
+                vec![3, side, side]
+            }
             None => mixing.observation_shape(dim),
         };
         let encoder = self
