@@ -325,7 +325,7 @@ mod tests {
         };
         assert_eq!((main(1), main(2), main(3)), (12, 6, 4));
         assert!(m.row.iter().all(|r| r.own_protocol == (r.table == 3)));
-        // Rows 9 and 10 of Table 1 are tuned to τ = 0.1 and also run at the paper's τ = 1;
+        // Rows 9 and 10 of Table 1 run at a tuned τ (0.1 and 0.03) and also at the paper's τ = 1;
         // rows 11 and 12 already run at τ = 1.
         let tau1: Vec<u32> = m
             .row
