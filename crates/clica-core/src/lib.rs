@@ -37,7 +37,7 @@ mod tensor;
 mod traits;
 
 pub use error::{Error, Result};
-pub use mirror::Mirror;
+pub use mirror::{Mirror, Reflection};
 pub use rng::{chunk_rng, ClicaRng, Fingerprint, RunSeed};
 pub use tensor::{NamedTensor, ParamGrad};
 pub use traits::{

@@ -60,6 +60,74 @@ impl Mirror {
     }
 }
 
+/// A fixed reflection of the latent space, r(z)ₖ = 2cₖ − zₖ on the flipped coordinates and
+/// zₖ on the others, that keeps a prior's marginal and commutes with its conditional:
+/// p(r(z)) = p(z) and p(r(z̃) | r(z)) = p(z̃ | z). The mirror image of an exact anchor with its
+/// positives is then an exact anchor with positives too (antithetic anchors,
+/// [`LatentPrior::anchor_reflection`](crate::LatentPrior::anchor_reflection)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reflection {
+    centre: Vec<f64>,
+    flip: Vec<bool>,
+}
+
+impl Reflection {
+    /// The point reflection through `centre`, z ↦ 2c − z.
+    pub fn through(centre: Vec<f64>) -> Self {
+        let flip = vec![true; centre.len()];
+        Reflection { centre, flip }
+    }
+
+    /// The reflection through the origin that keeps the listed coordinates and negates the
+    /// rest (a sign flip, an orthogonal map).
+    ///
+    /// # Panics
+    /// If a kept coordinate is not below `dim`.
+    pub fn sign_flip(dim: usize, keep: &[usize]) -> Self {
+        let mut flip = vec![true; dim];
+        for &k in keep {
+            assert!(
+                k < dim,
+                "kept coordinate {k} out of range for dimension {dim}"
+            );
+            flip[k] = false;
+        }
+        Reflection {
+            centre: vec![0.0; dim],
+            flip,
+        }
+    }
+
+    /// The dimension it acts on.
+    pub fn dim(&self) -> usize {
+        self.centre.len()
+    }
+
+    /// Writes r(`z[i]`) into `out[i]`, row by row.
+    ///
+    /// # Panics
+    /// If the arrays differ in shape or do not have [`Reflection::dim`] columns.
+    pub fn apply(&self, z: ArrayView2<'_, f64>, mut out: ArrayViewMut2<'_, f64>) {
+        assert_eq!(z.dim(), out.dim(), "input and output differ in shape");
+        assert_eq!(
+            z.ncols(),
+            self.dim(),
+            "the reflection has another dimension"
+        );
+        Zip::from(out.rows_mut())
+            .and(z.rows())
+            .for_each(|mut o, z| {
+                for k in 0..z.len() {
+                    o[k] = if self.flip[k] {
+                        2.0 * self.centre[k] - z[k]
+                    } else {
+                        z[k]
+                    };
+                }
+            });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +174,32 @@ mod tests {
         }
         Mirror::Axis.apply(a.view(), a.view(), o.view_mut());
         assert_eq!(o, a);
+    }
+
+    #[test]
+    fn reflections_fix_their_centre_and_are_involutions() {
+        let z = array![[0.25, 1.0, -2.0], [3.0, 0.0, 0.5]];
+        let mut o = Array2::zeros((2, 3));
+        Reflection::through(vec![0.5, 0.5, 0.5]).apply(z.view(), o.view_mut());
+        assert_eq!(o, array![[0.75, 0.0, 3.0], [-2.0, 1.0, 0.5]]);
+        let flip = Reflection::sign_flip(3, &[0]);
+        flip.apply(z.view(), o.view_mut());
+        assert_eq!(o, array![[0.25, -1.0, 2.0], [3.0, 0.0, -0.5]]);
+        let mut back = Array2::zeros((2, 3));
+        flip.apply(o.view(), back.view_mut());
+        assert_eq!(back, z);
+        let c = array![[0.5, 0.5, 0.5]];
+        let mut oc = Array2::zeros((1, 3));
+        Reflection::through(vec![0.5; 3]).apply(c.view(), oc.view_mut());
+        assert_eq!(oc, c);
+    }
+
+    #[test]
+    #[should_panic(expected = "another dimension")]
+    fn a_reflection_checks_its_dimension() {
+        let z = Array2::<f64>::zeros((2, 3));
+        let mut o = Array2::<f64>::zeros((2, 3));
+        Reflection::through(vec![0.0; 2]).apply(z.view(), o.view_mut());
     }
 
     #[test]

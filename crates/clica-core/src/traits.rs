@@ -3,7 +3,7 @@
 //! Runtime dimensions, `f64` data, rows are samples. Randomness is passed as
 //! `&mut dyn RngCore` so the traits stay object-safe (`Box<dyn LatentPrior>`).
 
-use crate::{Fingerprint, Mirror, NamedTensor, ParamGrad, Result};
+use crate::{Fingerprint, Mirror, NamedTensor, ParamGrad, Reflection, Result};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::RngCore;
 
@@ -50,6 +50,14 @@ pub trait LatentPrior: Send + Sync {
     /// conditional has one: the mirror image of an exact draw is then an exact draw too
     /// (antithetic positives). `None`, the default, when it has none.
     fn conditional_mirror(&self) -> Option<Mirror> {
+        None
+    }
+
+    /// A fixed reflection r of the latent space with p(r(z)) = p(z) and
+    /// p(r(z̃) | r(z)) = p(z̃ | z), when the prior has one: an anchor drawn with its positives,
+    /// reflected as a whole, is then an exact anchor with exact positives (antithetic
+    /// anchors). `None`, the default, when it has none.
+    fn anchor_reflection(&self) -> Option<Reflection> {
         None
     }
 }

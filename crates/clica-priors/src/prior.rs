@@ -4,7 +4,7 @@ use crate::chunks::for_each_chunk;
 use crate::noise::Noise;
 use crate::vmf::{sample_vmf_into, VmfW};
 use crate::{Conditional, Marginal, Result, Space};
-use clica_core::{ClicaRng, LatentPrior, Mirror};
+use clica_core::{ClicaRng, LatentPrior, Mirror, Reflection};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, StandardNormal};
@@ -357,6 +357,27 @@ impl LatentPrior for Prior {
             (Space::Unbounded, _) => Some(Mirror::Point),
             _ => None,
         }
+    }
+
+    /// Every prior here has one, because every noise law here is symmetric and the box
+    /// truncates coordinate by coordinate:
+    /// - the sphere with the uniform marginal: z ↦ −z (orthogonal, so vMF and the projected
+    ///   laws, whose i.i.d. symmetric noise keeps its law under sign flips, commute with it);
+    /// - the sphere with a marginal centred at r·e₁: the sign flip of every coordinate but the
+    ///   first (it fixes e₁);
+    /// - the box: z ↦ (a + b)·1 − z, which maps [a, b]ⁿ onto itself, keeps the uniform law
+    ///   and the laws centred at the midpoint, and maps each coordinate's truncated symmetric
+    ///   noise around z onto the same around the image;
+    /// - ℝⁿ: z ↦ −z (marginals centred at 0, symmetric noise).
+    fn anchor_reflection(&self) -> Option<Reflection> {
+        Some(match (self.space, self.marginal) {
+            (Space::Sphere { .. }, Marginal::Uniform) => Reflection::through(vec![0.0; self.dim]),
+            (Space::Sphere { .. }, _) => Reflection::sign_flip(self.dim, &[0]),
+            (Space::Box { low, high }, _) => {
+                Reflection::through(vec![0.5 * (low + high); self.dim])
+            }
+            (Space::Unbounded, _) => Reflection::through(vec![0.0; self.dim]),
+        })
     }
 
     fn describe(&self) -> String {

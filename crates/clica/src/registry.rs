@@ -41,6 +41,7 @@ impl Components {
             loss,
             positives,
             antithetic,
+            anchor_reflection,
             images,
         } = cfg.validate()?;
         let source: Box<dyn PairSource> = if let Some(set) = images {
@@ -61,6 +62,9 @@ impl Components {
             let mut source = LatentPairs::new(prior, generator)?;
             if antithetic.is_some() {
                 source = source.antithetic()?;
+            }
+            if anchor_reflection.is_some() {
+                source = source.antithetic_anchors()?;
             }
             Box::new(source)
         };

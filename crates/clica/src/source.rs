@@ -2,7 +2,9 @@
 //! x = g(z) from a [`Generator`] built once per run.
 
 use crate::{Error, Result};
-use clica_core::{Fingerprint, Generator, LatentPrior, Mirror, Observations, PairSource, Sample};
+use clica_core::{
+    Fingerprint, Generator, LatentPrior, Mirror, Observations, PairSource, Reflection, Sample,
+};
 use ndarray::{Array2, ArrayViewMut2, Axis};
 use rand::RngCore;
 
@@ -16,10 +18,16 @@ use rand::RngCore;
 /// second of each pair is the first's mirror image about the anchor
 /// ([`LatentPrior::conditional_mirror`]), so every positive is still an exact draw from
 /// p(z̃ | z) while the pair's average cancels the draw's odd part around the anchor.
+///
+/// With [`LatentPairs::antithetic_anchors`], the second half of the anchors is the first
+/// half reflected ([`LatentPrior::anchor_reflection`]), each with its positives reflected:
+/// every (anchor, positive) pair is still an exact draw from p(z) p(z̃ | z), while the
+/// batch's negatives come in mirrored pairs whose odd parts cancel in the normaliser.
 pub struct LatentPairs {
     prior: Box<dyn LatentPrior>,
     generator: Box<dyn Generator>,
     antithetic: Option<Mirror>,
+    anchor_reflection: Option<Reflection>,
 }
 
 impl LatentPairs {
@@ -39,7 +47,24 @@ impl LatentPairs {
             prior,
             generator,
             antithetic: None,
+            anchor_reflection: None,
         })
+    }
+
+    /// The same source drawing its anchors in mirrored halves: anchors b/2.. and their
+    /// positives are the reflections of anchors ..b/2 and theirs (b must then be even).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the prior has no anchor reflection.
+    pub fn antithetic_anchors(mut self) -> Result<Self> {
+        self.anchor_reflection = Some(self.prior.anchor_reflection().ok_or_else(|| {
+            Error::Config(format!(
+                "loss.antithetic_anchors: the prior `{}` has no reflection that keeps its \
+                 marginal and commutes with its conditional",
+                self.prior.describe()
+            ))
+        })?);
+        Ok(self)
     }
 
     /// The same source drawing an anchor's positives in mirrored pairs (positives 2 and 1,
@@ -75,6 +100,30 @@ impl LatentPairs {
             "x has the wrong width"
         );
         assert_eq!(z.ncols(), self.prior.dim(), "z has the wrong width");
+    }
+
+    /// Writes the block of latents `latents` (and, with antithetic anchors, their reflection
+    /// after them) into rows `start..` of `z`, and its observations into the same rows of `x`.
+    fn fill_block(
+        &self,
+        latents: &Array2<f64>,
+        start: usize,
+        mut x: ArrayViewMut2<'_, f32>,
+        mut z: ArrayViewMut2<'_, f64>,
+    ) {
+        let k = latents.nrows();
+        let block = match &self.anchor_reflection {
+            Some(r) => {
+                let mut full = Array2::zeros((2 * k, latents.ncols()));
+                full.slice_axis_mut(Axis(0), (..k).into()).assign(latents);
+                r.apply(latents.view(), full.slice_axis_mut(Axis(0), (k..).into()));
+                std::borrow::Cow::Owned(full)
+            }
+            None => std::borrow::Cow::Borrowed(latents),
+        };
+        let rows = (start..start + block.nrows()).into();
+        self.observe(&block, x.slice_axis_mut(Axis(0), rows));
+        z.slice_axis_mut(Axis(0), rows).assign(&*block);
     }
 
     /// x ← g(z) rounded to f32.
@@ -117,9 +166,22 @@ impl PairSource for LatentPairs {
             "rows must be (1 + positives) · anchors"
         );
         let b = x.nrows() / blocks;
-        let anchors = self.prior.marginal(rng, b);
-        let mut positive = Array2::zeros((b, self.prior.dim()));
-        let rows = if self.antithetic.is_some() { b } else { 0 };
+        // Drawn rows per block: all of them, or the first half when the second half is their
+        // reflection.
+        let drawn = match self.anchor_reflection {
+            Some(_) => {
+                assert_eq!(
+                    b % 2,
+                    0,
+                    "antithetic anchors need an even number of anchors"
+                );
+                b / 2
+            }
+            None => b,
+        };
+        let anchors = self.prior.marginal(rng, drawn);
+        let mut positive = Array2::zeros((drawn, self.prior.dim()));
+        let rows = if self.antithetic.is_some() { drawn } else { 0 };
         let mut mirror = Array2::zeros((rows, self.prior.dim()));
         for j in 1..blocks {
             match self.antithetic {
@@ -132,15 +194,9 @@ impl PairSource for LatentPairs {
                     .prior
                     .sample_conditional(rng, anchors.view(), positive.view_mut()),
             }
-            self.observe(
-                &positive,
-                x.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into()),
-            );
-            z.slice_axis_mut(Axis(0), (j * b..(j + 1) * b).into())
-                .assign(&positive);
+            self.fill_block(&positive, j * b, x.view_mut(), z.view_mut());
         }
-        self.observe(&anchors, x.slice_axis_mut(Axis(0), (..b).into()));
-        z.slice_axis_mut(Axis(0), (..b).into()).assign(&anchors);
+        self.fill_block(&anchors, 0, x.view_mut(), z.view_mut());
     }
 
     fn draw_marginal(
@@ -261,6 +317,55 @@ mod tests {
             // Observations follow their latents.
             assert_eq!(x, z.mapv(|v| v as f32));
         }
+    }
+
+    #[test]
+    fn antithetic_anchors_reflect_the_first_half_of_every_block() {
+        let b = 200;
+        for (space, c) in [
+            (
+                Space::Sphere { radius: 1.0 },
+                Conditional::VonMisesFisher { kappa: 1.0 },
+            ),
+            (
+                Space::Box {
+                    low: 0.0,
+                    high: 1.0,
+                },
+                Conditional::Laplace { scale: 0.1 },
+            ),
+        ] {
+            let plain = source(space, c);
+            let src = source(space, c).antithetic_anchors().unwrap();
+            let r = src.prior().anchor_reflection().unwrap();
+            let (_, zp) = draw(&plain, 3, b);
+            let (x, z) = draw(&src, 3, b);
+            let h = b / 2;
+            let rows = |a: &Array2<f64>, from: usize, to: usize| {
+                a.slice_axis(Axis(0), (from..to).into()).to_owned()
+            };
+            // The drawn half of the anchors is the plain source's first b/2 draws.
+            assert_eq!(rows(&z, 0, h), rows(&zp, 0, h));
+            for j in 0..4 {
+                let first = rows(&z, j * b, j * b + h);
+                let mut want = Array2::zeros(first.raw_dim());
+                r.apply(first.view(), want.view_mut());
+                assert_eq!(rows(&z, j * b + h, (j + 1) * b), want, "block {j}");
+            }
+            // Positives are fresh draws, not copies of the anchors or of each other.
+            assert_ne!(rows(&z, b, b + h), rows(&z, 0, h));
+            assert_ne!(rows(&z, 2 * b, 2 * b + h), rows(&z, b, b + h));
+            assert_eq!(x, z.mapv(|v| v as f32));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "even number of anchors")]
+    fn antithetic_anchors_need_an_even_batch() {
+        let src = source(Space::Unbounded, Conditional::Normal { sigma: 0.1 })
+            .antithetic_anchors()
+            .unwrap();
+        draw(&src, 1, 7);
     }
 
     #[test]

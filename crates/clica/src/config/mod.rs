@@ -85,6 +85,9 @@ pub struct Validated {
     /// The reflection that draws positives in mirrored pairs (`loss.antithetic`), checked
     /// to exist for the prior.
     pub antithetic: Option<clica_core::Mirror>,
+    /// The reflection that draws the anchors in mirrored halves (`loss.antithetic_anchors`),
+    /// checked to exist for the prior.
+    pub anchor_reflection: Option<clica_core::Reflection>,
     /// The fixed image set (`data.kind = "image_set"`), its first image checked; the source
     /// is this set instead of the prior and the mixing.
     pub images: Option<ImageSetSection>,
@@ -207,6 +210,21 @@ impl TrainConfig {
             .encoder
             .choice(&shape, dim)
             .map_err(|e| in_section(e, "encoder"))?;
+        if self.eval.supervised
+            && matches!(
+                encoder.normalization(),
+                clica_encoders::Normalization::LearnableBox { .. }
+            )
+            && self.data.latent_lower_bound() < 0.0
+        {
+            return Err(invalid(
+                "eval.supervised",
+                format!(
+                    "the supervised baseline regresses the latents, which reach {} here, but the box output sigmoid(h)·b only takes values in (0, b); set eval.supervised = false, or run the baseline with encoder.normalization = {{ kind = \"none\" }}",
+                    self.data.latent_lower_bound()
+                ),
+            ));
+        }
         if images.is_some() && self.loss.antithetic {
             return Err(invalid(
                 "loss.antithetic",
@@ -227,6 +245,34 @@ impl TrainConfig {
                     crate::source::no_mirror(prior.as_ref()),
                 ))
             }
+        };
+        let anchor_reflection = if self.loss.antithetic_anchors {
+            if images.is_some() {
+                return Err(invalid(
+                    "loss.antithetic_anchors",
+                    "a fixed image set cannot reflect an anchor (its images are given); use the renderer (mixing.kind = \"render\")",
+                ));
+            }
+            if self.train.batch % 2 != 0 {
+                return Err(invalid(
+                    "loss.antithetic_anchors",
+                    format!(
+                        "mirrored halves need an even train.batch, got {}",
+                        self.train.batch
+                    ),
+                ));
+            }
+            Some(prior.anchor_reflection().ok_or_else(|| {
+                invalid(
+                    "loss.antithetic_anchors",
+                    format!(
+                        "the prior `{}` has no reflection that keeps its marginal and commutes with its conditional",
+                        prior.describe()
+                    ),
+                )
+            })?)
+        } else {
+            None
         };
         let t = &self.train;
         if t.steps == 0 {
@@ -303,6 +349,7 @@ impl TrainConfig {
             loss,
             positives,
             antithetic,
+            anchor_reflection,
             images,
         })
     }

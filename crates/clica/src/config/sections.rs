@@ -125,6 +125,25 @@ impl DataSection {
             _ => None,
         }
     }
+
+    /// The smallest value a latent coordinate can take: the box's `low`, minus a sphere's
+    /// radius, −∞ on ℝⁿ; the least over a product's parts.
+    pub fn latent_lower_bound(&self) -> f64 {
+        let bound = |space: &Space| match *space {
+            Space::Box { low, .. } => low,
+            Space::Sphere { radius } => -radius,
+            Space::Unbounded => f64::NEG_INFINITY,
+        };
+        match self {
+            DataSection::Latent(l) => bound(&l.space),
+            DataSection::Product(p) => p
+                .parts
+                .iter()
+                .map(|l| bound(&l.space))
+                .fold(f64::INFINITY, f64::min),
+            DataSection::ImageSet(s) => bound(&s.space),
+        }
+    }
 }
 
 /// One latent prior: a space, a dimension, a marginal and a conditional.
@@ -406,6 +425,14 @@ impl EncoderChoice {
         }
     }
 
+    /// The output layer.
+    pub fn normalization(&self) -> clica_encoders::Normalization {
+        match self {
+            EncoderChoice::Mlp(c) => c.normalization,
+            EncoderChoice::Conv { config, .. } => config.normalization,
+        }
+    }
+
     /// Adam's hyper-parameters.
     pub fn adam(&self) -> clica_encoders::AdamConfig {
         match self {
@@ -638,6 +665,13 @@ pub struct LossSection {
     /// such a reflection (vMF or Normal on the sphere, any on the unbounded space).
     #[serde(skip_serializing_if = "is_false")]
     pub antithetic: bool,
+    /// Draw the anchors in mirrored halves (antithetic anchors): the second half of the batch
+    /// is the first half reflected by the prior's anchor reflection
+    /// ([`clica_core::Reflection`]: z ↦ −z on the sphere and ℝⁿ, the box's centre reflection),
+    /// each with its positives reflected. Every pair is still an exact draw from
+    /// p(z) p(z̃ | z); the negatives come in mirrored pairs. Needs an even `train.batch`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub antithetic_anchors: bool,
 }
 
 /// The most positives per anchor `loss.positives` accepts (the batch buffers grow with it).
@@ -658,12 +692,19 @@ impl Default for LossSection {
             symmetric: false,
             positives: None,
             antithetic: false,
+            antithetic_anchors: false,
         }
     }
 }
 
 /// The keys of a `[loss]` table that are not the objective's.
-const WRAPPER_KEYS: [&str; 4] = ["negatives", "symmetric", "positives", "antithetic"];
+const WRAPPER_KEYS: [&str; 5] = [
+    "negatives",
+    "symmetric",
+    "positives",
+    "antithetic",
+    "antithetic_anchors",
+];
 
 impl<'de> Deserialize<'de> for LossSection {
     /// The wrappers' keys are taken out of the table and the rest is the objective (serde's
@@ -671,7 +712,8 @@ impl<'de> Deserialize<'de> for LossSection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut table = toml::Table::deserialize(d)?;
-        let [negatives, symmetric, positives, antithetic] = WRAPPER_KEYS.map(|k| table.remove(k));
+        let [negatives, symmetric, positives, antithetic, antithetic_anchors] =
+            WRAPPER_KEYS.map(|k| table.remove(k));
         let negatives = negatives
             .map(|v| v.try_into::<usize>())
             .transpose()
@@ -685,11 +727,14 @@ impl<'de> Deserialize<'de> for LossSection {
             .transpose()
             .map_err(D::Error::custom)?
             .unwrap_or(false);
-        let antithetic = antithetic
-            .map(|v| v.try_into::<bool>())
-            .transpose()
-            .map_err(D::Error::custom)?
-            .unwrap_or(false);
+        let flag = |v: Option<toml::Value>| {
+            v.map(|v| v.try_into::<bool>())
+                .transpose()
+                .map_err(D::Error::custom)
+                .map(|b| b.unwrap_or(false))
+        };
+        let antithetic = flag(antithetic)?;
+        let antithetic_anchors = flag(antithetic_anchors)?;
         let objective =
             Objective::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
         Ok(LossSection {
@@ -698,6 +743,7 @@ impl<'de> Deserialize<'de> for LossSection {
             symmetric,
             positives,
             antithetic,
+            antithetic_anchors,
         })
     }
 }

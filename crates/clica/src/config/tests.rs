@@ -879,3 +879,84 @@ fn the_renderer_and_the_conv_encoder_are_configured_by_kind() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn antithetic_anchors_are_validated_by_name() {
+    let c = parse("", &["loss.antithetic_anchors=true"]).unwrap();
+    let r = c.validate().unwrap().anchor_reflection.unwrap();
+    assert_eq!(r, clica_core::Reflection::through(vec![0.0; 10]));
+    assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
+    assert!(c.to_toml().contains("antithetic_anchors = true"));
+    // Off by default, and then absent from the resolved config.
+    assert!(!parse("", &[])
+        .unwrap()
+        .to_toml()
+        .contains("antithetic_anchors"));
+    let boxed = parse(
+        "",
+        &[
+            "data.space.kind=box",
+            "data.space.low=-1.0",
+            "data.space.high=3.0",
+            "data.conditional.kind=laplace",
+            "loss.kind=lp",
+            "loss.p=1",
+            "loss.antithetic_anchors=true",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        boxed.validate().unwrap().anchor_reflection,
+        Some(clica_core::Reflection::through(vec![1.0; 10]))
+    );
+    let e = parse("", &["loss.antithetic_anchors=true", "train.batch=7"])
+        .and_then(|c| c.validate().map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`loss.antithetic_anchors`") && e.contains("even train.batch, got 7"),
+        "{e}"
+    );
+    let e = parse("", &["loss.antithetic_anchors=1"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("antithetic_anchors") || e.contains("bool"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_box_output_cannot_be_the_supervised_baseline_for_latents_below_zero() {
+    let box_model = [
+        "data.space.kind=box",
+        "data.space.low=-1.0",
+        "data.space.high=1.0",
+        "data.conditional.kind=normal",
+        "data.conditional.sigma=0.1",
+        "encoder.normalization.kind=box",
+        "loss.kind=lp",
+        "loss.p=2",
+        "eval.supervised=true",
+    ];
+    let e = parse("", &box_model)
+        .and_then(|c| c.validate().map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`eval.supervised`") && e.contains("(0, b)") && e.contains("kind = \"none\""),
+        "{e}"
+    );
+    // Without the baseline, with an unbounded output, or on the box [0, 1] it is accepted.
+    for extra in [
+        "eval.supervised=false",
+        "encoder.normalization.kind=none",
+        "data.space.low=0.0",
+    ] {
+        let mut set = box_model.to_vec();
+        set.push(extra);
+        parse("", &set)
+            .and_then(|c| c.validate().map(|_| ()))
+            .unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
