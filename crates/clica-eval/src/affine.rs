@@ -119,25 +119,8 @@ pub(crate) fn column_means(a: ArrayView2<'_, f64>) -> Array1<f64> {
 /// [`Error::Shape`] if the shapes differ, there are no columns or fewer than 2 rows;
 /// [`Error::NonFinite`] naming `"y_true"` or `"y_pred"`.
 pub fn r2_score(y_true: ArrayView2<'_, f64>, y_pred: ArrayView2<'_, f64>) -> Result<f64> {
-    check_pair("y_true", y_true, "y_pred", y_pred, 2)?;
-    clica_core::check::cols("y_pred", y_pred, y_true.ncols())?;
-    let mean = column_means(y_true);
-    let q = y_true.ncols();
-    let mut total = 0.0;
-    for j in 0..q {
-        let (t, p) = (y_true.column(j), y_pred.column(j));
-        let num: f64 = t.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
-        let den: f64 = t.iter().map(|a| (a - mean[j]) * (a - mean[j])).sum();
-        let score = if den != 0.0 {
-            1.0 - num / den
-        } else if num == 0.0 {
-            1.0
-        } else {
-            0.0
-        };
-        total += score;
-    }
-    let r2 = total / q as f64;
+    let per = r2_per_column(y_true, y_pred)?;
+    let r2 = per.iter().sum::<f64>() / per.len() as f64;
     if r2.is_finite() {
         Ok(r2)
     } else {
@@ -145,6 +128,50 @@ pub fn r2_score(y_true: ArrayView2<'_, f64>, y_pred: ArrayView2<'_, f64>) -> Res
             "R² is not finite ({r2}); the inputs are too large in magnitude"
         )))
     }
+}
+
+/// The coefficient of determination of `y_pred` for `y_true`, column by column:
+/// scikit-learn's `r2_score(y_true, y_pred, multioutput='raw_values', force_finite=True)`.
+/// [`r2_score`] is their mean.
+///
+/// # Errors
+/// As [`r2_score`].
+pub fn r2_per_column(y_true: ArrayView2<'_, f64>, y_pred: ArrayView2<'_, f64>) -> Result<Vec<f64>> {
+    check_pair("y_true", y_true, "y_pred", y_pred, 2)?;
+    clica_core::check::cols("y_pred", y_pred, y_true.ncols())?;
+    let mean = column_means(y_true);
+    let scores: Vec<f64> = (0..y_true.ncols())
+        .map(|j| {
+            let (t, p) = (y_true.column(j), y_pred.column(j));
+            let num: f64 = t.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
+            let den: f64 = t.iter().map(|a| (a - mean[j]) * (a - mean[j])).sum();
+            if den != 0.0 {
+                1.0 - num / den
+            } else if num == 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    if let Some(bad) = scores.iter().find(|v| !v.is_finite()) {
+        return Err(Error::Numerical(format!(
+            "R² is not finite ({bad}); the inputs are too large in magnitude"
+        )));
+    }
+    Ok(scores)
+}
+
+/// [`r2_in_sample`] latent by latent: entry i is the R² of the affine fit `z_hat → z[:, i]`
+/// (one joint least-squares fit; its columns are the per-latent fits). Their mean is
+/// [`r2_in_sample`]. Shows which latents a representation recovers and which it does not.
+///
+/// # Errors
+/// As [`r2_in_sample`].
+pub fn r2_per_latent(z: ArrayView2<'_, f64>, z_hat: ArrayView2<'_, f64>) -> Result<Vec<f64>> {
+    check_data(z, z_hat, 2)?;
+    let fit = AffineFit::fit(z_hat, z)?;
+    r2_per_column(z, fit.predict(z_hat).view())
 }
 
 /// R² of the affine fit `z_hat → z`, fitted and scored on the same rows (the reference's way).
@@ -195,6 +222,63 @@ pub fn r2_held_out_half(z: ArrayView2<'_, f64>, z_hat: ArrayView2<'_, f64>) -> R
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn per_column_scores_are_the_single_column_scores_and_average_to_r2_score() {
+        let y = array![
+            [1.0, 0.0, 5.0],
+            [2.0, 1.0, 5.0],
+            [4.0, -1.0, 5.0],
+            [3.0, 2.0, 5.0]
+        ];
+        let p = array![
+            [1.5, 0.5, 5.0],
+            [2.0, 0.0, 5.0],
+            [3.5, -1.0, 5.0],
+            [3.0, 1.0, 5.0]
+        ];
+        let per = r2_per_column(y.view(), p.view()).unwrap();
+        assert_eq!(per.len(), 3);
+        for j in 0..3 {
+            let col =
+                |a: &ndarray::Array2<f64>| a.column(j).to_owned().insert_axis(ndarray::Axis(1));
+            let one = r2_score(col(&y).view(), col(&p).view()).unwrap();
+            assert_eq!(per[j], one, "column {j}");
+        }
+        // Column 0 by hand: Σ(y − ŷ)² = 0.5, Σ(y − ȳ)² = 5.
+        assert!((per[0] - 0.9).abs() < 1e-15);
+        // A constant column predicted exactly scores 1 (force_finite).
+        assert_eq!(per[2], 1.0);
+        let mean = per.iter().sum::<f64>() / 3.0;
+        assert!((r2_score(y.view(), p.view()).unwrap() - mean).abs() < 1e-15);
+    }
+
+    #[test]
+    fn per_latent_r2_finds_the_latent_a_representation_misses() {
+        // h recovers z0 exactly and z1 not at all (h1 is a function of z0 only).
+        let n = 200;
+        let z = ndarray::Array2::from_shape_fn((n, 2), |(i, j)| {
+            let t = i as f64 / n as f64;
+            if j == 0 {
+                t
+            } else {
+                (37.0 * t).sin()
+            }
+        });
+        let h = ndarray::Array2::from_shape_fn((n, 2), |(i, j)| {
+            let t = i as f64 / n as f64;
+            if j == 0 {
+                2.0 * t + 1.0
+            } else {
+                t * t
+            }
+        });
+        let per = r2_per_latent(z.view(), h.view()).unwrap();
+        assert!((per[0] - 1.0).abs() < 1e-12, "{per:?}");
+        assert!(per[1] < 0.2, "{per:?}");
+        let all = r2_in_sample(z.view(), h.view()).unwrap();
+        assert!((all - (per[0] + per[1]) / 2.0).abs() < 1e-15);
+    }
 
     #[test]
     fn constant_columns_follow_sklearn_force_finite() {

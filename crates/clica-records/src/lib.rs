@@ -112,6 +112,20 @@ pub struct FinalScores {
     pub mcc_pearson: MeanStd,
     /// Spearman MCC.
     pub mcc_spearman: MeanStd,
+    /// Latent by latent, means over the batches (absent in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_latent: Option<PerLatent>,
+}
+
+/// Scores latent by latent: which latents a representation recovers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PerLatent {
+    /// Entry i: in-sample R² of the affine fit ĥ → zᵢ; their mean is the R² score.
+    pub r2: Vec<f64>,
+    /// Entry i: |Pearson ρ| between zᵢ and the ĥ column the MCC matching gives it; their
+    /// mean is the Pearson MCC.
+    pub mcc_pearson: Vec<f64>,
 }
 
 impl FinalScores {

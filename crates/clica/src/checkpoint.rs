@@ -18,7 +18,7 @@ use crate::{Error, Result};
 use clica_core::{ClicaRng, NamedTensor};
 use clica_optim::OptimizerState;
 pub use clica_records::Phase;
-use clica_records::{FinalScores, LogPoint, MeanStd};
+use clica_records::{FinalScores, LogPoint, MeanStd, PerLatent};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -138,6 +138,9 @@ impl From<StoredPoint> for LogPoint {
 struct StoredContrastive {
     /// r2, r2_held_out, mcc_pearson, mcc_spearman: mean then std, as bit patterns.
     scores: [u64; 8],
+    /// The per-latent R² then MCC, as bit patterns (absent in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per_latent: Option<(Vec<u64>, Vec<u64>)>,
     #[serde(with = "bits")]
     final_loss: f64,
     #[serde(with = "bits")]
@@ -184,6 +187,7 @@ fn scores_from_bits(b: &[u64; 8]) -> FinalScores {
         r2_held_out: ms(1),
         mcc_pearson: ms(2),
         mcc_spearman: ms(3),
+        per_latent: None,
     }
 }
 
@@ -222,6 +226,10 @@ impl Checkpoint {
                 .collect(),
             contrastive: self.contrastive.as_ref().map(|c| StoredContrastive {
                 scores: scores_to_bits(&c.scores),
+                per_latent: c.scores.per_latent.as_ref().map(|p| {
+                    let to = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect();
+                    (to(&p.r2), to(&p.mcc_pearson))
+                }),
                 final_loss: c.final_loss,
                 train_seconds: c.train_seconds,
             }),
@@ -350,7 +358,16 @@ impl Checkpoint {
                 .map(LogPoint::from)
                 .collect(),
             contrastive: meta.contrastive.map(|c| ContrastiveResult {
-                scores: scores_from_bits(&c.scores),
+                scores: FinalScores {
+                    per_latent: c.per_latent.map(|(r2, mcc)| {
+                        let from = |v: Vec<u64>| v.into_iter().map(f64::from_bits).collect();
+                        PerLatent {
+                            r2: from(r2),
+                            mcc_pearson: from(mcc),
+                        }
+                    }),
+                    ..scores_from_bits(&c.scores)
+                },
                 final_loss: c.final_loss,
                 train_seconds: c.train_seconds,
             }),

@@ -79,6 +79,26 @@ fn contrastive_training_beats_the_identity_baseline_and_writes_results() {
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["steps"], 400);
     assert!(summary["contrastive"]["r2"]["mean"].as_f64().unwrap() > 0.95);
+    // Per-latent scores: one per latent, averaging to the aggregate scores (the mean over
+    // batches of the mean over latents is the mean over latents of the mean over batches).
+    let c = s.contrastive.as_ref().unwrap();
+    let per = c.per_latent.as_ref().expect("per-latent scores");
+    assert_eq!((per.r2.len(), per.mcc_pearson.len()), (3, 3));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        (mean(&per.r2) - c.r2.mean).abs() < 1e-12,
+        "{per:?} vs {}",
+        c.r2.mean
+    );
+    assert!((mean(&per.mcc_pearson) - c.mcc_pearson.mean).abs() < 1e-12);
+    assert!(per.r2.iter().all(|&v| v > 0.9), "{per:?}");
+    assert_eq!(
+        summary["contrastive"]["per_latent"]["r2"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(
         std::fs::metadata(out.join("encoder.safetensors"))
             .unwrap()

@@ -10,7 +10,7 @@ use clica_core::{ClicaRng, Metric, NamedTensor, PairSource, TrainableEncoder};
 use clica_eval::{Correlation, MccMetric, R2HeldOut, R2InSample};
 use clica_objectives::{ContrastiveLoss, ExtraPositives};
 use clica_optim::Adam;
-use clica_records::{FinalScores, LogPoint, MeanStd};
+use clica_records::{FinalScores, LogPoint, MeanStd, PerLatent};
 use ndarray::{Array2, ArrayView2, Axis};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,17 +57,32 @@ pub(crate) fn final_scores(
         &MccMetric(Correlation::Spearman),
     ];
     let mut cols: [Vec<f64>; 4] = Default::default();
+    let dim = setup.source().latent_dim();
+    let (mut r2_sum, mut mcc_sum) = (vec![0.0; dim], vec![0.0; dim]);
     for _ in 0..batches {
         let (z, h) = represent(encoder, setup.source(), rng, setup.config.eval.samples);
         for (c, m) in cols.iter_mut().zip(metrics) {
             c.push(m.score(z.view(), h.view())?);
         }
+        let r2 = clica_eval::r2_per_latent(z.view(), h.view())?;
+        let matched = clica_eval::mcc(z.view(), h.view(), Correlation::Pearson)?.matched;
+        for (s, v) in r2_sum.iter_mut().zip(r2) {
+            *s += v;
+        }
+        for (s, v) in mcc_sum.iter_mut().zip(matched) {
+            *s += v;
+        }
     }
+    let k = batches as f64;
     Ok(FinalScores {
         r2: MeanStd::of(&cols[0]),
         r2_held_out: MeanStd::of(&cols[1]),
         mcc_pearson: MeanStd::of(&cols[2]),
         mcc_spearman: MeanStd::of(&cols[3]),
+        per_latent: Some(PerLatent {
+            r2: r2_sum.into_iter().map(|v| v / k).collect(),
+            mcc_pearson: mcc_sum.into_iter().map(|v| v / k).collect(),
+        }),
     })
 }
 
