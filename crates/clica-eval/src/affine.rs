@@ -239,11 +239,11 @@ mod tests {
         ];
         let per = r2_per_column(y.view(), p.view()).unwrap();
         assert_eq!(per.len(), 3);
-        for j in 0..3 {
+        for (j, &score) in per.iter().enumerate() {
             let col =
                 |a: &ndarray::Array2<f64>| a.column(j).to_owned().insert_axis(ndarray::Axis(1));
             let one = r2_score(col(&y).view(), col(&p).view()).unwrap();
-            assert_eq!(per[j], one, "column {j}");
+            assert_eq!(score, one, "column {j}");
         }
         // Column 0 by hand: Σ(y − ŷ)² = 0.5, Σ(y − ȳ)² = 5.
         assert!((per[0] - 0.9).abs() < 1e-15);
