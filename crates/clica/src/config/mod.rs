@@ -319,6 +319,24 @@ impl TrainConfig {
                 ));
             }
         }
+        match (t.schedule, &t.lr_knots) {
+            (ScheduleKind::Piecewise, None) => {
+                return Err(invalid(
+                    "train.lr_knots",
+                    "schedule = \"piecewise\" needs its knots, e.g. [[0, 1], [0.3, 1], [1, 0.01]]",
+                ))
+            }
+            (ScheduleKind::Piecewise, Some(k)) => {
+                schedule::check_knots(k).map_err(|e| invalid("train.lr_knots", e))?
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "train.lr_knots",
+                    "applies only to schedule = \"piecewise\"",
+                ))
+            }
+            (_, None) => {}
+        }
         if let Some(beta) = t.ema {
             if !(beta > 0.0 && beta < 1.0) {
                 return Err(invalid(

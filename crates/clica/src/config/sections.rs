@@ -828,6 +828,12 @@ pub struct TrainSection {
     /// absent: [`crate::config::DEFAULT_DECAY_FRACTION`]). Only with `schedule = "wsd"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_fraction: Option<f64>,
+    /// The knots of the piecewise-linear schedule, `[[fraction, multiple], …]`: at each
+    /// fraction of the post-warm-up steps the learning rate is that multiple of the peak,
+    /// linear in between. Fractions rise strictly from 0 to 1; multiples are finite and ≥ 0.
+    /// Only with `schedule = "piecewise"`, which needs them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_knots: Option<Vec<[f64; 2]>>,
     /// Decay β of an exponential moving average of the encoder's weights during the
     /// contrastive phase, e ← β·e + (1 − β)·θ after every step (in (0, 1); absent: none).
     /// When set, the contrastive scores (log points and final) are those of the averaged
@@ -851,6 +857,7 @@ impl Default for TrainSection {
             schedule: super::ScheduleKind::Cosine,
             final_lr_fraction: 0.01,
             decay_fraction: None,
+            lr_knots: None,
             ema: None,
             log_every: 1000,
             checkpoint_every: 1000,

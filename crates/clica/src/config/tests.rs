@@ -960,3 +960,43 @@ fn a_box_output_cannot_be_the_supervised_baseline_for_latents_below_zero() {
             .unwrap_or_else(|e| panic!("{extra}: {e}"));
     }
 }
+
+#[test]
+fn the_piecewise_schedule_takes_its_knots_from_the_config() {
+    let c = parse(
+        "",
+        &[
+            "train.schedule=piecewise",
+            "train.lr_knots=[[0, 1], [0.25, 1], [0.3, 0.2], [1, 0.01]]",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.train.lr_knots,
+        Some(vec![[0.0, 1.0], [0.25, 1.0], [0.3, 0.2], [1.0, 0.01]])
+    );
+    assert_eq!(parse(&c.to_toml(), &[]).unwrap(), c);
+    // The default 100 warm-up steps, then 7,900 steps: the third knot is at step 2,470.
+    assert!((c.train.lr_with_peak(1.0, 2470, 8000) - 0.2).abs() < 1e-12);
+    for (set, want) in [
+        (&["train.schedule=piecewise"][..], "needs its knots"),
+        (
+            &["train.lr_knots=[[0, 1], [1, 0.1]]"][..],
+            "only to schedule = \"piecewise\"",
+        ),
+        (
+            &["train.schedule=piecewise", "train.lr_knots=[[0, 1], [0.5, 0.1]]"][..],
+            "must be 0",
+        ),
+        (
+            &["train.schedule=piecewise", "train.lr_knots=[[0, 1, 2], [1, 0.1]]"][..],
+            "lr_knots",
+        ),
+    ] {
+        let e = parse("", set)
+            .and_then(|c| c.validate().map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want) && e.contains("lr_knots"), "{set:?}: {e}");
+    }
+}
