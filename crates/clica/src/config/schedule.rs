@@ -89,7 +89,7 @@ pub(crate) fn check_knots(knots: &[[f64; 2]]) -> Result<(), String> {
         return Err("the first knot's fraction must be 0 and the last one's 1".into());
     }
     for w in knots.windows(2) {
-        if !(w[1][0] > w[0][0]) {
+        if w[1][0].partial_cmp(&w[0][0]) != Some(std::cmp::Ordering::Greater) {
             return Err(format!(
                 "fractions must rise strictly, got {} then {}",
                 w[0][0], w[1][0]

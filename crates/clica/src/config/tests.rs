@@ -985,11 +985,17 @@ fn the_piecewise_schedule_takes_its_knots_from_the_config() {
             "only to schedule = \"piecewise\"",
         ),
         (
-            &["train.schedule=piecewise", "train.lr_knots=[[0, 1], [0.5, 0.1]]"][..],
+            &[
+                "train.schedule=piecewise",
+                "train.lr_knots=[[0, 1], [0.5, 0.1]]",
+            ][..],
             "must be 0",
         ),
         (
-            &["train.schedule=piecewise", "train.lr_knots=[[0, 1, 2], [1, 0.1]]"][..],
+            &[
+                "train.schedule=piecewise",
+                "train.lr_knots=[[0, 1, 2], [1, 0.1]]",
+            ][..],
             "lr_knots",
         ),
     ] {
