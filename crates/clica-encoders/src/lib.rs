@@ -78,11 +78,13 @@ mod encoder;
 mod io;
 mod native;
 mod params;
+mod standardize;
 
 pub use clica_optim::OptimizerState;
 pub use config::{AdamConfig, Backend, EncoderConfig, Normalization};
 pub use encoder::MlpEncoder;
 pub use params::NamedTensor;
+pub use standardize::{describe_input_norm, Standardized};
 
 /// Serialises named `f32` tensors with string metadata as safetensors bytes, with the
 /// metadata keys sorted (equal contents give equal bytes): the format of

@@ -2,13 +2,15 @@
 //! built by its `config::Objective` variant). A new pair source or encoder kind is one
 //! crate, one section variant in `config/sections.rs` and one arm here.
 
-use crate::config::{EncoderChoice, MixingChoice, TrainConfig, Validated};
+use crate::config::{
+    EncoderChoice, EncoderSection, InputNorm, MixingChoice, TrainConfig, Validated,
+};
 use crate::imageset::{ImageSet, ImageSetPairs};
 use crate::source::LatentPairs;
 use crate::Result;
 use clica_conv::ConvEncoder;
 use clica_core::{Generator, PairSource, RunSeed, TrainableEncoder};
-use clica_encoders::MlpEncoder;
+use clica_encoders::{MlpEncoder, Standardized};
 use clica_generators::InvertibleMlp;
 use clica_objectives::{ContrastiveLoss, ExtraPositives};
 use clica_optim::Adam;
@@ -23,6 +25,9 @@ pub struct Components {
     /// The alignment average over several positives per anchor (`loss.positives` > 1).
     pub positives: Option<ExtraPositives>,
     encoder: EncoderChoice,
+    /// The MLP's fixed input standardisation (`encoder.input_norm = "data"`): per-feature
+    /// mean and standard deviation of the source's observations.
+    mlp_input_norm: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// Images drawn to measure the input's per-channel mean and std (`encoder.input_norm = "data"`).
@@ -79,11 +84,21 @@ impl Components {
             config.input_norm = Some((mean, std));
             config.validate()?;
         }
+        let mlp_input_norm = match (&cfg.encoder, &encoder) {
+            (EncoderSection::Mlp(m), EncoderChoice::Mlp(_)) if m.input_norm == InputNorm::Data => {
+                let sample =
+                    source.sample(&mut seed.stream("encoder.input_norm"), INPUT_NORM_SAMPLES);
+                let x = sample.x.to_f32();
+                Some(channel_stats(&x, x.ncols()))
+            }
+            _ => None,
+        };
         Ok(Components {
             source,
             loss,
             positives,
             encoder,
+            mlp_input_norm,
         })
     }
 
@@ -93,7 +108,15 @@ impl Components {
     /// As the encoder's constructor.
     pub fn new_encoder(&self, rng: &mut dyn RngCore) -> Result<Box<dyn TrainableEncoder>> {
         Ok(match &self.encoder {
-            EncoderChoice::Mlp(c) => Box::new(MlpEncoder::new(c.clone(), rng)?),
+            EncoderChoice::Mlp(c) => {
+                let mlp = Box::new(MlpEncoder::new(c.clone(), rng)?);
+                match &self.mlp_input_norm {
+                    Some((mean, std)) => {
+                        Box::new(Standardized::new(mlp, mean.clone(), std.clone())?)
+                    }
+                    None => mlp,
+                }
+            }
             EncoderChoice::Conv { config, .. } => Box::new(ConvEncoder::new(config.clone(), rng)?),
         })
     }
@@ -113,7 +136,14 @@ impl Components {
 
     /// Description of the encoder, as result files record it.
     pub fn describe_encoder(&self) -> String {
-        self.encoder.describe()
+        match &self.mlp_input_norm {
+            Some((mean, std)) => format!(
+                "{} {}",
+                self.encoder.describe(),
+                clica_encoders::describe_input_norm(mean, std)
+            ),
+            None => self.encoder.describe(),
+        }
     }
 }
 

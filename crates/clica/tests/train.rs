@@ -264,3 +264,50 @@ fn several_positives_per_anchor_train_and_one_positive_is_the_plain_loss() {
     );
     assert_eq!(r2(&s0), r2(&s1));
 }
+
+#[test]
+fn the_mlp_input_standardisation_is_measured_on_the_data_and_recorded() {
+    let (d0, d1) = (tmpdir("inorm-none"), tmpdir("inorm-data"));
+    let plain = train(&small(&["train.steps=200"]), &d0, &mut Silent).unwrap();
+    let cfg = small(&["train.steps=200", "encoder.input_norm=data"]);
+    assert!(cfg.to_toml().contains("input_norm = \"data\""));
+    assert!(!small(&[]).to_toml().contains("input_norm"));
+    let s = train(&cfg, &d1, &mut Silent).unwrap();
+    let desc = s.encoder.as_deref().unwrap();
+    assert!(
+        desc.starts_with(plain.encoder.as_deref().unwrap()) && desc.contains("input_norm(mean=["),
+        "{desc}"
+    );
+    // The recorded means and standard deviations are the observations': within a few
+    // standard errors of those of a large fresh sample of the same source.
+    let setup = clica::train::Setup::new(&cfg).unwrap();
+    let big = setup
+        .source()
+        .sample(&mut clica_core::RunSeed::new(99).stream("check"), 50_000);
+    let x = big.x.to_f32();
+    let nums: Vec<f64> = desc
+        .split("input_norm(mean=[")
+        .nth(1)
+        .unwrap()
+        .replace("], std=[", ", ")
+        .trim_end_matches("])")
+        .split(", ")
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let d = x.ncols();
+    assert_eq!(nums.len(), 2 * d);
+    for k in 0..d {
+        let col: Vec<f64> = x.column(k).iter().map(|&v| f64::from(v)).collect();
+        let m = col.iter().sum::<f64>() / col.len() as f64;
+        let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / col.len() as f64).sqrt();
+        // 1,024 draws: the mean's standard error is sd/32, the std's about sd/45.
+        assert!((nums[k] - m).abs() < 5.0 * sd / 32.0, "mean {k}: {} vs {m}", nums[k]);
+        assert!((nums[d + k] - sd).abs() < 5.0 * sd / 45.0, "std {k}: {} vs {sd}", nums[d + k]);
+    }
+    // It trains, to other weights than the plain encoder.
+    assert!(s.contrastive.as_ref().unwrap().r2.mean > s.identity.as_ref().unwrap().r2);
+    assert_ne!(
+        std::fs::read(d0.join("encoder.safetensors")).unwrap(),
+        std::fs::read(d1.join("encoder.safetensors")).unwrap()
+    );
+}

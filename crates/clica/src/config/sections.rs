@@ -402,6 +402,12 @@ pub enum InputNorm {
     None,
 }
 
+impl InputNorm {
+    fn is_none(&self) -> bool {
+        *self == InputNorm::None
+    }
+}
+
 /// The encoder a valid `[encoder]` table builds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EncoderChoice {
@@ -538,6 +544,11 @@ pub struct MlpEncoderSection {
     pub normalization: Normalization,
     /// Implementation: `native` or `dfdx`.
     pub backend: Backend,
+    /// Per-feature input standardisation: `none` (the default) or `data` ((x − μ)/σ with the
+    /// mean and standard deviation of 1,024 observations drawn from the source with the
+    /// seed's `encoder.input_norm` stream, fixed, recorded in the encoder's description).
+    #[serde(skip_serializing_if = "InputNorm::is_none")]
+    pub input_norm: InputNorm,
 }
 
 impl Default for MlpEncoderSection {
@@ -547,6 +558,7 @@ impl Default for MlpEncoderSection {
             negative_slope: 0.01,
             normalization: Normalization::Sphere { radius: 1.0 },
             backend: Backend::Native,
+            input_norm: InputNorm::None,
         }
     }
 }
