@@ -301,8 +301,16 @@ fn the_mlp_input_standardisation_is_measured_on_the_data_and_recorded() {
         let m = col.iter().sum::<f64>() / col.len() as f64;
         let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / col.len() as f64).sqrt();
         // 1,024 draws: the mean's standard error is sd/32, the std's about sd/45.
-        assert!((nums[k] - m).abs() < 5.0 * sd / 32.0, "mean {k}: {} vs {m}", nums[k]);
-        assert!((nums[d + k] - sd).abs() < 5.0 * sd / 45.0, "std {k}: {} vs {sd}", nums[d + k]);
+        assert!(
+            (nums[k] - m).abs() < 5.0 * sd / 32.0,
+            "mean {k}: {} vs {m}",
+            nums[k]
+        );
+        assert!(
+            (nums[d + k] - sd).abs() < 5.0 * sd / 45.0,
+            "std {k}: {} vs {sd}",
+            nums[d + k]
+        );
     }
     // It trains, to other weights than the plain encoder.
     assert!(s.contrastive.as_ref().unwrap().r2.mean > s.identity.as_ref().unwrap().r2);
