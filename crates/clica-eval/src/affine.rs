@@ -119,7 +119,15 @@ pub(crate) fn column_means(a: ArrayView2<'_, f64>) -> Array1<f64> {
 /// [`Error::Shape`] if the shapes differ, there are no columns or fewer than 2 rows;
 /// [`Error::NonFinite`] naming `"y_true"` or `"y_pred"`.
 pub fn r2_score(y_true: ArrayView2<'_, f64>, y_pred: ArrayView2<'_, f64>) -> Result<f64> {
-    let per = r2_per_column(y_true, y_pred)?;
+    r2_mean(&r2_per_column(y_true, y_pred)?)
+}
+
+/// The uniform average of per-column scores ([`r2_per_column`], [`r2_per_latent`]): what
+/// [`r2_score`] and [`r2_in_sample`] return, bit for bit, for the same columns.
+///
+/// # Errors
+/// [`Error::Numerical`] when the mean is not finite (no columns, or huge inputs).
+pub fn r2_mean(per: &[f64]) -> Result<f64> {
     let r2 = per.iter().sum::<f64>() / per.len() as f64;
     if r2.is_finite() {
         Ok(r2)

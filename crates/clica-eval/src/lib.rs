@@ -58,7 +58,8 @@ mod mcc;
 mod validate;
 
 pub use affine::{
-    r2_held_out, r2_held_out_half, r2_in_sample, r2_per_column, r2_per_latent, r2_score, AffineFit,
+    r2_held_out, r2_held_out_half, r2_in_sample, r2_mean, r2_per_column, r2_per_latent, r2_score,
+    AffineFit,
 };
 pub use clica_core::{Error, Result};
 pub use correlation::{correlation_matrix, Correlation};

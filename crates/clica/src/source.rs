@@ -59,9 +59,8 @@ impl LatentPairs {
     pub fn antithetic_anchors(mut self) -> Result<Self> {
         self.anchor_reflection = Some(self.prior.anchor_reflection().ok_or_else(|| {
             Error::Config(format!(
-                "loss.antithetic_anchors: the prior `{}` has no reflection that keeps its \
-                 marginal and commutes with its conditional",
-                self.prior.describe()
+                "loss.antithetic_anchors: {}",
+                no_anchor_reflection(self.prior.as_ref())
             ))
         })?);
         Ok(self)
@@ -138,6 +137,16 @@ pub(crate) fn no_mirror(prior: &dyn LatentPrior) -> String {
     format!(
         "the conditional of `{}` has no reflection that keeps its law (vMF or Normal on the \
          sphere, or any conditional on the unbounded space)",
+        prior.describe()
+    )
+}
+
+/// Why `prior` cannot draw antithetic anchors; the one wording of that error, for the
+/// config's validation and for [`LatentPairs::antithetic_anchors`].
+pub(crate) fn no_anchor_reflection(prior: &dyn LatentPrior) -> String {
+    format!(
+        "the prior `{}` has no reflection that keeps its marginal and commutes with its \
+         conditional",
         prior.describe()
     )
 }

@@ -210,18 +210,18 @@ impl TrainConfig {
             .encoder
             .choice(&shape, dim)
             .map_err(|e| in_section(e, "encoder"))?;
+        let lowest = self.data.latent_lower_bound();
         if self.eval.supervised
             && matches!(
                 encoder.normalization(),
                 clica_encoders::Normalization::LearnableBox { .. }
             )
-            && self.data.latent_lower_bound() < 0.0
+            && lowest < 0.0
         {
             return Err(invalid(
                 "eval.supervised",
                 format!(
-                    "the supervised baseline regresses the latents, which reach {} here, but the box output sigmoid(h)·b only takes values in (0, b); set eval.supervised = false, or run the baseline with encoder.normalization = {{ kind = \"none\" }}",
-                    self.data.latent_lower_bound()
+                    "the supervised baseline regresses the latents, which reach {lowest} here, but the box output sigmoid(h)·b only takes values in (0, b); set eval.supervised = false, or run the baseline with encoder.normalization = {{ kind = \"none\" }}",
                 ),
             ));
         }
@@ -265,10 +265,7 @@ impl TrainConfig {
             Some(prior.anchor_reflection().ok_or_else(|| {
                 invalid(
                     "loss.antithetic_anchors",
-                    format!(
-                        "the prior `{}` has no reflection that keeps its marginal and commutes with its conditional",
-                        prior.describe()
-                    ),
+                    crate::source::no_anchor_reflection(prior.as_ref()),
                 )
             })?)
         } else {

@@ -50,35 +50,35 @@ pub(crate) fn final_scores(
     rng: &mut ClicaRng,
     batches: usize,
 ) -> Result<FinalScores> {
-    let metrics: [&dyn Metric; 4] = [
-        &R2InSample,
-        &R2HeldOut,
-        &MccMetric(Correlation::Pearson),
-        &MccMetric(Correlation::Spearman),
-    ];
-    let mut cols: [Vec<f64>; 4] = Default::default();
+    // The in-sample R² is the mean of the per-latent R² (one affine fit serves both), and the
+    // Pearson MCC's matching gives the per-latent |ρ|: each is computed once per batch.
+    let metrics: [&dyn Metric; 2] = [&R2HeldOut, &MccMetric(Correlation::Spearman)];
+    let (mut r2, mut mcc_pearson, mut others): (Vec<f64>, Vec<f64>, [Vec<f64>; 2]) =
+        Default::default();
     let dim = setup.source().latent_dim();
     let (mut r2_sum, mut mcc_sum) = (vec![0.0; dim], vec![0.0; dim]);
     for _ in 0..batches {
         let (z, h) = represent(encoder, setup.source(), rng, setup.config.eval.samples);
-        for (c, m) in cols.iter_mut().zip(metrics) {
+        let per_r2 = clica_eval::r2_per_latent(z.view(), h.view())?;
+        r2.push(clica_eval::r2_mean(&per_r2)?);
+        let pearson = clica_eval::mcc(z.view(), h.view(), Correlation::Pearson)?;
+        mcc_pearson.push(pearson.score);
+        for (c, m) in others.iter_mut().zip(metrics) {
             c.push(m.score(z.view(), h.view())?);
         }
-        let r2 = clica_eval::r2_per_latent(z.view(), h.view())?;
-        let matched = clica_eval::mcc(z.view(), h.view(), Correlation::Pearson)?.matched;
-        for (s, v) in r2_sum.iter_mut().zip(r2) {
+        for (s, v) in r2_sum.iter_mut().zip(per_r2) {
             *s += v;
         }
-        for (s, v) in mcc_sum.iter_mut().zip(matched) {
+        for (s, v) in mcc_sum.iter_mut().zip(pearson.matched) {
             *s += v;
         }
     }
     let k = batches as f64;
     Ok(FinalScores {
-        r2: MeanStd::of(&cols[0]),
-        r2_held_out: MeanStd::of(&cols[1]),
-        mcc_pearson: MeanStd::of(&cols[2]),
-        mcc_spearman: MeanStd::of(&cols[3]),
+        r2: MeanStd::of(&r2),
+        r2_held_out: MeanStd::of(&others[0]),
+        mcc_pearson: MeanStd::of(&mcc_pearson),
+        mcc_spearman: MeanStd::of(&others[1]),
         per_latent: Some(PerLatent {
             r2: r2_sum.into_iter().map(|v| v / k).collect(),
             mcc_pearson: mcc_sum.into_iter().map(|v| v / k).collect(),
