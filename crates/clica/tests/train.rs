@@ -78,6 +78,11 @@ fn contrastive_training_beats_the_identity_baseline_and_writes_results() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["steps"], 400);
+    // The thread count the run computed with (its results depend on it).
+    assert_eq!(
+        summary["threads"].as_u64(),
+        Some(rayon::current_num_threads() as u64)
+    );
     assert!(summary["contrastive"]["r2"]["mean"].as_f64().unwrap() > 0.95);
     // Per-latent scores: one per latent, averaging to the aggregate scores (the mean over
     // batches of the mean over latents is the mean over latents of the mean over batches).

@@ -334,6 +334,7 @@ fn execute(
             final_loss: contrastive.as_ref().map(|c| c.final_loss),
             train_seconds: contrastive.as_ref().map(|c| c.train_seconds),
             seconds_per_step: None,
+            threads: Some(rayon::current_num_threads()),
             versions: versions(),
         };
         // The run's own error matters more than a failure to record it.
@@ -515,6 +516,7 @@ fn run_phases(
         final_loss: Some(contrastive.final_loss),
         train_seconds: Some(contrastive.train_seconds),
         seconds_per_step: Some(contrastive.train_seconds / cfg.train.steps as f64),
+        threads: Some(rayon::current_num_threads()),
         versions: versions(),
     };
     write_json(&out.join("summary.json"), &summary)?;
