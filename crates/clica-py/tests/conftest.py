@@ -63,5 +63,4 @@ def without_timings(summary: dict) -> dict:
     s = dict(summary)
     s.pop("train_seconds", None)
     s.pop("seconds_per_step", None)
-    s.pop("threads", None)
     return s

@@ -299,9 +299,10 @@ pub struct Summary {
     /// Mean seconds per contrastive step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_per_step: Option<f64>,
-    /// Worker threads the run computed with (rayon's pool). Results are bit-identical for a
-    /// fixed thread count on any CPU; another count changes the kernels' summation order.
-    /// Absent in files written before it was recorded.
+    /// Worker threads the run computed with (rayon's pool; for a resumed run, the count of
+    /// the invocation that finished it). Results are bit-identical for a fixed thread count
+    /// on any CPU; another count changes the kernels' summation order. Absent in files
+    /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
     /// Versions of the software that wrote the file (today `clica`).

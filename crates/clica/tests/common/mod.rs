@@ -74,7 +74,6 @@ pub fn assert_same_results(a: &Path, b: &Path) {
         let o = v.as_object_mut().unwrap();
         o.remove("train_seconds");
         o.remove("seconds_per_step");
-        o.remove("threads");
         v
     };
     let (sa, sb) = (
