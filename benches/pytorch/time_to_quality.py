@@ -7,11 +7,16 @@ fingerprints are printed so they can be compared), so the curves differ only in 
 the implementation, not in the generator.
 
 Protocols (written the way the reference, brendel-group/cl-ica, writes its training loop):
-- `clica`: clica's fast protocol for this row: encoder n-10n-10n-10n-n (leaky ReLU 0.01),
-  outputs on the unit sphere, the symmetric sphere InfoNCE (τ = 1, the anchors of each direction
-  as its negatives, self term kept), B = 2048, Adam at peak lr 1e-3, 100 warm-up steps, cosine to
-  1 % of the peak. The cosine spans the steps that fit in `--seconds` at the measured step time,
-  so the schedule is complete when the time runs out.
+- `clica`: the protocol `cargo xtask reproduce` runs for this row (configs/reproduce.toml,
+  docs/protocol.md, eighth study): encoder n-10n-10n-10n-n (leaky ReLU 0.01) on the input
+  standardised per feature with the mean and std of 1024 observations, outputs on the unit
+  sphere; B = 2048 anchors drawn in mirrored halves (the second half is −z of the first, with
+  its positives negated); four positives per anchor, drawn as two vMF draws and their
+  reflections about the anchor's axis; the symmetric sphere InfoNCE (τ = 1, the anchors of each
+  direction as its negatives, self term kept) on the first positive, its alignment term
+  replaced by the mean over the four positives; Adam at peak lr 1e-3, 100 warm-up steps, cosine
+  to 1 % of the peak. The cosine spans the steps that fit in `--seconds` at the measured step
+  time, so the schedule is complete when the time runs out (clica's own run plans 22,000).
 - `reference`: the reference's own protocol: the paper encoder (n-10n-50n-50n-50n-50n-10n-n),
   one-sided InfoNCE with the rolled batch as negatives (cl-ica's `sim_neg = z1 @ roll(z1).T`),
   B = 6144, Adam at a constant lr 1e-4.
@@ -41,6 +46,7 @@ from step import encoder, sphere_loss, sphere_loss_symmetric  # noqa: E402
 
 N = 10
 KAPPA = 1.0
+POSITIVES = 4
 
 
 def clica_mixing(clica, seed):
@@ -125,18 +131,46 @@ def main():
         f, b, peak, warmup, loss_fn = encoder(N), 6144, 1e-4, 0, sphere_loss
     opt = torch.optim.Adam(f.parameters(), lr=peak)
 
+    if a.protocol == "clica":
+        # Per-feature standardisation of the input, from 1024 observations (as clica's
+        # `encoder.input_norm = "data"`).
+        x0 = mix(uniform_sphere(1024, gen), ws, slope).float()
+        x_mean, x_std = x0.mean(0), x0.std(0, unbiased=False)
+    else:
+        x_mean, x_std = torch.zeros(N), torch.ones(N)
+
+    def embed(x):
+        return torch.nn.functional.normalize(f((x - x_mean) / x_std), dim=-1)
+
     def batch():
-        z = uniform_sphere(b, gen)
-        zt = vmf(z, KAPPA, gen)
-        return mix(torch.cat([z, zt]), ws, slope).float()
+        if a.protocol == "reference":
+            z = uniform_sphere(b, gen)
+            return mix(torch.cat([z, vmf(z, KAPPA, gen)]), ws, slope).float()
+        # Antithetic anchors: half the batch, then its reflection -z (positives negated too).
+        z = uniform_sphere(b // 2, gen)
+        pos = []
+        for _ in range(POSITIVES // 2):
+            p = vmf(z, KAPPA, gen)
+            # Reflection about the anchor's axis: 2 (z.p) z - p, an exact vMF(z) draw too.
+            pos += [p, 2.0 * (z * p).sum(1, keepdim=True) * z - p]
+        rows = [torch.cat([z, -z])] + [torch.cat([p, -p]) for p in pos]
+        return mix(torch.cat(rows), ws, slope).float()
 
     def step(lr):
         for g in opt.param_groups:
             g["lr"] = lr
         x = batch()
         opt.zero_grad()
-        h = torch.nn.functional.normalize(f(x), dim=-1)
-        loss = loss_fn(h[:b], h[b:])
+        h = embed(x)
+        if a.protocol == "reference":
+            loss = loss_fn(h[:b], h[b:])
+        else:
+            ha, hp = h[:b], h[b:].reshape(POSITIVES, b, N)
+            # The symmetric loss on the first positive, its alignment term (-h.h~/tau, tau = 1)
+            # replaced by the mean over all positives (clica's ExtraPositives).
+            loss = loss_fn(ha, hp[0])
+            align = -(ha[None] * hp).sum(-1)
+            loss = loss + (align.mean(0) - align[0]).mean()
         loss.backward()
         opt.step()
         return loss.item()
@@ -144,7 +178,7 @@ def main():
     def score():
         with torch.no_grad():
             z = uniform_sphere(4096, gen)
-            h = torch.nn.functional.normalize(f(mix(z, ws, slope).float()), dim=-1)
+            h = embed(mix(z, ws, slope).float())
         return r2_in_sample(z, h)
 
     total = None

@@ -70,6 +70,8 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 
 fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
     matmul(dst, accum, lhs, rhs, 1.0f32, Par::Seq);
+    // faer's kernels leave the AVX upper state dirty (see `clica_core::simd`).
+    clica_core::simd::clear_upper_state();
 }
 
 /// Row-major `rows × cols` view of a slice.
@@ -164,10 +166,7 @@ fn col2im_add(l: &LayerShape, cols: &[f32], n: usize, out: &mut [f32]) {
     }
 }
 
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
+use clica_encoders::sigmoid;
 
 impl Block {
     /// Sizes the buffers for `rows` images (growing only).

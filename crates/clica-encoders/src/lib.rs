@@ -83,6 +83,7 @@ mod standardize;
 pub use clica_optim::OptimizerState;
 pub use config::{AdamConfig, Backend, EncoderConfig, Normalization};
 pub use encoder::MlpEncoder;
+pub use native::sigmoid;
 pub use params::NamedTensor;
 pub use standardize::{describe_input_norm, Standardized};
 
