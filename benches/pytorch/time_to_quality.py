@@ -206,6 +206,9 @@ def main():
         head = {"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
                 "protocol": a.protocol, "seed": a.seed, "batch": b, "peak_lr": peak,
                 "planned_steps": total, "seconds": a.seconds, "mixing_fingerprint": fingerprint}
+        if a.protocol == "clica":
+            head.update({"positives": POSITIVES, "antithetic_positives": True, "antithetic_anchors": True,
+                         "input_norm": "data (1024 observations)", "loss": "symmetric sphere InfoNCE, tau 1"})
         out.write(json.dumps(head) + "\n")
         t0 = time.perf_counter()
         out.write(json.dumps({"step": 0, "elapsed_s": 0.0, "r2": score(), "lr": 0.0}) + "\n")
