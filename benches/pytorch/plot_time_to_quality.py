@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 CURVES = [
     # file, label, colour, dashed
-    ("clica-clica-protocol.jsonl", "clica, clica's protocol (B 2048, symmetric, lr 1e-3 cosine)", "#1f77b4", False),
+    ("clica-clica-protocol.jsonl", "clica, clica's protocol (B 2048, 4 antithetic positives, antithetic anchors, lr 1e-3 cosine)", "#1f77b4", False),
     ("pytorch-clica-protocol.jsonl", "PyTorch, clica's protocol", "#1f77b4", True),
     ("clica-reference-protocol.jsonl", "clica, the reference's protocol (B 6144, lr 1e-4)", "#d62728", False),
     ("pytorch-reference-protocol.jsonl", "PyTorch, the reference's protocol", "#d62728", True),

@@ -19,6 +19,8 @@ use std::time::Instant;
 
 const N: usize = 4096;
 const REPS: usize = 4000;
+/// Iterations of the multiply + add probe: 2·256 flops each, about 2 GFLOP per thread.
+const FLOP_ITERS: usize = 4_000_000;
 
 #[inline(always)]
 fn exp_body(x: &[f32], out: &mut [f32]) {
@@ -29,17 +31,18 @@ fn exp_body(x: &[f32], out: &mut [f32]) {
 
 #[inline(always)]
 fn flop_body(seed: f32) -> f32 {
-    // 8 independent 32-lane chains of a multiply and an add each (no FMA).
-    let mut acc = [[seed; 32]; 8];
+    // 256 independent chains of a multiply and an add each (no FMA), in one flat array so
+    // that the compiler keeps them in vector registers. (An earlier version nested the
+    // chains as [[f32; 32]; 8], which LLVM vectorised across the outer index with pointer
+    // vectors and scatters, and measured 3.7 GFLOP/s on the Xeon of 2026-12-05.)
+    let mut acc = [seed; 256];
     let (m, a) = (0.999_9f32, 1e-4f32);
-    for _ in 0..REPS * 4 {
-        for chain in acc.iter_mut() {
-            for v in chain.iter_mut() {
-                *v = *v * m + a;
-            }
+    for _ in 0..FLOP_ITERS {
+        for v in acc.iter_mut() {
+            *v = *v * m + a;
         }
     }
-    acc.iter().flatten().sum()
+    acc.iter().sum()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -134,7 +137,7 @@ fn main() {
         }
         out[7]
     });
-    let flop = rate((REPS * 4 * 8 * 32 * 2) as f64, |t| flops(1.0 + t as f32));
+    let flop = rate((FLOP_ITERS * 256 * 2) as f64, |t| flops(1.0 + t as f32));
     println!("isa {}, {threads} threads", isa());
     println!("fast_exp (f32): {:.2} G/s", exps / 1e9);
     println!("separate multiply + add (f32): {:.1} GFLOP/s", flop / 1e9);
