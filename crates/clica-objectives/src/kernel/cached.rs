@@ -36,6 +36,8 @@ use std::cell::RefCell;
 
 /// Rows per block and the width of a tile (one lane group).
 const TILE: usize = LANES;
+/// Rows of a block whose row parts pass B computes together (sharing each column load).
+const ROWS: usize = 4;
 
 /// Where row block I's stored columns live in the triangle buffer.
 struct Layout {
@@ -144,9 +146,9 @@ struct PassB<'a, F> {
 
 /// Per-task scratch of pass B.
 struct Scratch<F> {
-    /// Coefficients of one row's stored part.
+    /// Coefficients of the stored parts of ROWS rows, ROWS×bp.
     coef: Vec<F>,
-    /// Lane accumulators of the row part, d·LANES.
+    /// Lane accumulators of the row part, ROWS·d·LANES.
     lanes: Vec<F>,
     /// Accumulators of the column part, d·TILE (coordinate-major).
     colacc: Vec<F>,
@@ -212,49 +214,89 @@ fn pass_b_body<F: Real, K: Term<F>>(
         }
     }
 
-    // Row part and the positive, row by row.
+    // Row part and the positive, ROWS rows at a time: each column chunk of a coordinate is
+    // loaded once for the group and serves every row of it, while each row's lane
+    // accumulators see exactly the operations, in the order, of a row alone.
     let own = &cx.a[lay.offsets[blk]..lay.offsets[blk + 1]];
-    for (r, ((g, gtil), seg)) in gh
-        .chunks_exact_mut(d)
-        .zip(gt.chunks_exact_mut(d))
-        .zip(own.chunks_exact(len))
-        .enumerate()
-    {
-        let k = first_col + r;
-        let hk = p.row(k);
-        let zk = inv_z[k];
-        for ((c, &e), &zj) in scratch.coef.iter_mut().zip(seg).zip(&inv_z[first_col..]) {
-            *c = e * (zk + zj);
+    let nrows = gh.len() / d;
+    let mut r0 = 0;
+    while r0 < nrows {
+        let nr = (nrows - r0).min(ROWS);
+        for q in 0..nr {
+            let zk = inv_z[first_col + r0 + q];
+            let seg = &own[(r0 + q) * len..(r0 + q + 1) * len];
+            let coef = &mut scratch.coef[q * len..(q + 1) * len];
+            for ((c, &e), &zj) in coef.iter_mut().zip(seg).zip(&inv_z[first_col..]) {
+                *c = e * (zk + zj);
+            }
         }
-        let coef = &scratch.coef[..len];
-        for (l, (&x, buf)) in hk
-            .iter()
-            .zip(scratch.lanes.chunks_exact_mut(LANES))
-            .enumerate()
-        {
+        for l in 0..d {
             let col = &p.cols[l * bp + first_col..(l + 1) * bp];
-            let mut acc = [F::zero(); LANES];
-            for (cc, hh) in coef.chunks_exact(LANES).zip(col.chunks_exact(LANES)) {
-                for ((a, &cj), &y) in acc.iter_mut().zip(cc).zip(hh) {
-                    *a = *a + cj * K::dterm(x, y);
+            if nr == ROWS {
+                let x = |q: usize| p.row(first_col + r0 + q)[l];
+                let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
+                let (c0, rest) = scratch.coef.split_at(len);
+                let (c1, rest) = rest.split_at(len);
+                let (c2, c3) = rest.split_at(len);
+                let c3 = &c3[..len];
+                let mut a0 = [F::zero(); LANES];
+                let mut a1 = [F::zero(); LANES];
+                let mut a2 = [F::zero(); LANES];
+                let mut a3 = [F::zero(); LANES];
+                for ((((hh, k0), k1), k2), k3) in col
+                    .chunks_exact(LANES)
+                    .zip(c0.chunks_exact(LANES))
+                    .zip(c1.chunks_exact(LANES))
+                    .zip(c2.chunks_exact(LANES))
+                    .zip(c3.chunks_exact(LANES))
+                {
+                    for t in 0..LANES {
+                        let y = hh[t];
+                        a0[t] = a0[t] + k0[t] * K::dterm(x0, y);
+                        a1[t] = a1[t] + k1[t] * K::dterm(x1, y);
+                        a2[t] = a2[t] + k2[t] * K::dterm(x2, y);
+                        a3[t] = a3[t] + k3[t] * K::dterm(x3, y);
+                    }
+                }
+                for (q, accq) in [a0, a1, a2, a3].iter().enumerate() {
+                    scratch.lanes[(q * d + l) * LANES..(q * d + l + 1) * LANES]
+                        .copy_from_slice(accq);
+                }
+            } else {
+                for q in 0..nr {
+                    let x = p.row(first_col + r0 + q)[l];
+                    let coef = &scratch.coef[q * len..(q + 1) * len];
+                    let mut acc = [F::zero(); LANES];
+                    for (cc, hh) in coef.chunks_exact(LANES).zip(col.chunks_exact(LANES)) {
+                        for ((a, &cj), &y) in acc.iter_mut().zip(cc).zip(hh) {
+                            *a = *a + cj * K::dterm(x, y);
+                        }
+                    }
+                    scratch.lanes[(q * d + l) * LANES..(q * d + l + 1) * LANES]
+                        .copy_from_slice(&acc);
                 }
             }
-            buf.copy_from_slice(&acc);
         }
-        for (l, (gl, buf)) in g
-            .iter_mut()
-            .zip(scratch.lanes.chunks_exact(LANES))
-            .enumerate()
-        {
-            let row = sum_lanes(buf.try_into().expect("LANES-wide"));
-            *gl = kappa * (row + colacc[l * TILE + r]);
+        for q in 0..nr {
+            let r = r0 + q;
+            let k = first_col + r;
+            let hk = p.row(k);
+            let zk = inv_z[k];
+            let g = &mut gh[r * d..(r + 1) * d];
+            let gtil = &mut gt[r * d..(r + 1) * d];
+            let lanes = &scratch.lanes[q * d * LANES..(q + 1) * d * LANES];
+            for (l, (gl, buf)) in g.iter_mut().zip(lanes.chunks_exact(LANES)).enumerate() {
+                let row = sum_lanes(buf.try_into().expect("LANES-wide"));
+                *gl = kappa * (row + colacc[l * TILE + r]);
+            }
+            let pi = if spec.include_pos {
+                cx.pos[k] * zk
+            } else {
+                F::zero()
+            };
+            finish_row::<F, K>((kappa, inv_b, pi), hk, &cx.ht[k * d..(k + 1) * d], g, gtil);
         }
-        let pi = if spec.include_pos {
-            cx.pos[k] * zk
-        } else {
-            F::zero()
-        };
-        finish_row::<F, K>((kappa, inv_b, pi), hk, &cx.ht[k * d..(k + 1) * d], g, gtil);
+        r0 += nr;
     }
 }
 
@@ -402,8 +444,8 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
             .enumerate()
             .for_each_init(
                 || Scratch {
-                    coef: vec![F::zero(); bp],
-                    lanes: vec![F::zero(); d * LANES],
+                    coef: vec![F::zero(); ROWS * bp],
+                    lanes: vec![F::zero(); ROWS * d * LANES],
                     colacc: vec![F::zero(); d * TILE],
                     tile: vec![F::zero(); TILE * TILE],
                 },
