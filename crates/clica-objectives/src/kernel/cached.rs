@@ -38,6 +38,11 @@ use std::cell::RefCell;
 const TILE: usize = LANES;
 /// Rows of a block whose row parts pass B computes together (sharing each column load).
 const ROWS: usize = 4;
+// Pass B's grouped loop names its four accumulators and coefficient rows one by one.
+const _: () = assert!(
+    ROWS == 4,
+    "pass B's grouped row loop is written for four rows"
+);
 
 /// Where row block I's stored columns live in the triangle buffer.
 struct Layout {
