@@ -715,8 +715,16 @@ mod tests {
     }
 
     /// Every kernel with gradients, as raw bits.
+    /// Every kernel's bits at two shapes: (45, 5) and (70, 7), whose column part in the cached
+    /// engine runs coordinate groups of four, two and one over one and two earlier tiles.
     fn all_bits<F: Real>() -> Vec<u64> {
-        let (b, d) = (45, 5);
+        [(45, 5), (70, 7)]
+            .into_iter()
+            .flat_map(|(b, d)| bits_at::<F>(b, d))
+            .collect()
+    }
+
+    fn bits_at<F: Real>(b: usize, d: usize) -> Vec<u64> {
         let (h, ht) = (input::<F>(b, d, 0.0), input::<F>(b, d, 0.3));
         let mut out = Vec::new();
         let mut push = |v: F, g: &Array2<F>, gt: &Array2<F>| {
