@@ -102,12 +102,9 @@ fn pass_a_body<F: Real, K: Term<F>>(
     let (b, bp) = (p.b, p.bp);
     let first_col = blk * TILE;
     let len = bp - first_col;
+    block_exps::<F, K>(cx, first_col, len, a);
     for (r, (seg, part)) in a.chunks_exact_mut(len).zip(rowpart.iter_mut()).enumerate() {
         let i = first_col + r;
-        logits_from::<F, K>(cx.kappa, p.row(i), p, first_col, seg);
-        for o in seg.iter_mut() {
-            *o = F::fast_exp(*o - cx.shift);
-        }
         // The padding columns contribute exact zeros.
         for o in &mut seg[b - first_col..] {
             *o = F::zero();
@@ -133,6 +130,61 @@ fn pass_a_body<F: Real, K: Term<F>>(
             }
         }
         out.copy_from_slice(&acc);
+    }
+}
+
+/// The exponentials E_ij = exp(s_ij − c) of a block's stored columns (rows `first_col..`,
+/// columns `first_col..bp`, row-major with `len` columns per row), column group by column
+/// group: every row of the block reads the same 4·LANES columns of h while they are in L1
+/// (row by row, each row would stream all of h's columns from L2). Each logit is
+/// κ·Σ_l term(h_il, h_jl) summed over l in order, exactly as [`logits_from`] computes it.
+#[inline(always)]
+fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usize, a: &mut [F]) {
+    const GROUP: usize = 4 * LANES;
+    let p = cx.p;
+    let bp = p.bp;
+    let (kappa, shift) = (cx.kappa, cx.shift);
+    let rows = a.len() / len.max(1);
+    let grouped = len / GROUP * GROUP;
+    for g in (0..grouped).step_by(GROUP) {
+        let base = first_col + g;
+        for r in 0..rows {
+            let hi = p.row(first_col + r);
+            let mut a0 = [F::zero(); LANES];
+            let mut a1 = [F::zero(); LANES];
+            let mut a2 = [F::zero(); LANES];
+            let mut a3 = [F::zero(); LANES];
+            for (l, &x) in hi.iter().enumerate() {
+                let start = l * bp + base;
+                let col: &[F; GROUP] = p.cols[start..start + GROUP]
+                    .try_into()
+                    .expect("GROUP-wide slice");
+                for t in 0..LANES {
+                    a0[t] = a0[t] + K::term(x, col[t]);
+                    a1[t] = a1[t] + K::term(x, col[LANES + t]);
+                    a2[t] = a2[t] + K::term(x, col[2 * LANES + t]);
+                    a3[t] = a3[t] + K::term(x, col[3 * LANES + t]);
+                }
+            }
+            let out: &mut [F; GROUP] = (&mut a[r * len + g..r * len + g + GROUP])
+                .try_into()
+                .expect("GROUP-wide slice");
+            for t in 0..LANES {
+                out[t] = F::fast_exp(kappa * a0[t] - shift);
+                out[LANES + t] = F::fast_exp(kappa * a1[t] - shift);
+                out[2 * LANES + t] = F::fast_exp(kappa * a2[t] - shift);
+                out[3 * LANES + t] = F::fast_exp(kappa * a3[t] - shift);
+            }
+        }
+    }
+    if grouped < len {
+        for (r, seg) in a.chunks_exact_mut(len).enumerate() {
+            let tail = &mut seg[grouped..];
+            logits_from::<F, K>(kappa, p.row(first_col + r), p, first_col + grouped, tail);
+            for o in tail.iter_mut() {
+                *o = F::fast_exp(*o - shift);
+            }
+        }
     }
 }
 

@@ -192,8 +192,38 @@ pub(crate) fn logits_from<F: Real, K: Term<F>>(
 ) {
     let bp = p.bp;
     debug_assert_eq!(out.len(), bp - first);
-    for (jc, o) in out.chunks_exact_mut(LANES).enumerate() {
-        let base = first + jc * LANES;
+    // Four chunks of LANES columns at a time, each with its own accumulator: four independent
+    // add chains instead of one (whose latency bounded the loop). Every logit sums its d
+    // terms in the same order either way.
+    const GROUP: usize = 4 * LANES;
+    let grouped = out.len() / GROUP * GROUP;
+    let (head, tail) = out.split_at_mut(grouped);
+    for (jg, o) in head.chunks_exact_mut(GROUP).enumerate() {
+        let base = first + jg * GROUP;
+        let mut a0 = [F::zero(); LANES];
+        let mut a1 = [F::zero(); LANES];
+        let mut a2 = [F::zero(); LANES];
+        let mut a3 = [F::zero(); LANES];
+        for (l, &x) in hi.iter().enumerate() {
+            let start = l * bp + base;
+            let col: &[F; GROUP] = p.cols[start..start + GROUP]
+                .try_into()
+                .expect("GROUP-wide slice");
+            for t in 0..LANES {
+                a0[t] = a0[t] + K::term(x, col[t]);
+                a1[t] = a1[t] + K::term(x, col[LANES + t]);
+                a2[t] = a2[t] + K::term(x, col[2 * LANES + t]);
+                a3[t] = a3[t] + K::term(x, col[3 * LANES + t]);
+            }
+        }
+        for (o, a) in o.chunks_exact_mut(LANES).zip([a0, a1, a2, a3]) {
+            for (o, &a) in o.iter_mut().zip(&a) {
+                *o = kappa * a;
+            }
+        }
+    }
+    for (jc, o) in tail.chunks_exact_mut(LANES).enumerate() {
+        let base = first + grouped + jc * LANES;
         let mut acc = [F::zero(); LANES];
         for (l, &x) in hi.iter().enumerate() {
             let start = l * bp + base;
