@@ -45,7 +45,22 @@ impl ConvEncoderConfig {
     /// whose kernel spans what is left (4 × 4 at 64 × 64 input), ReLU after each, then a
     /// linear layer to `output_dim`; unbounded output.
     pub fn kitti(input: [usize; 3], output_dim: usize) -> Self {
-        let mut convs: Vec<ConvSpec> = [32, 32, 64, 64]
+        Self::strided(input, &[32, 32, 64, 64], 256, output_dim)
+    }
+
+    /// The KITTI net's pattern with other widths: one 4 × 4 convolution of stride 2 and
+    /// padding 1 per entry of `channels` (each halves the image side), a convolution to
+    /// `features` channels whose kernel spans what is left (side / 2^len, at least 1), ReLU
+    /// after each, then a linear layer to `output_dim`; unbounded output. `kitti` is
+    /// `strided(input, &[32, 32, 64, 64], 256, output_dim)`. Sizes are checked by
+    /// [`ConvEncoderConfig::validate`].
+    pub fn strided(
+        input: [usize; 3],
+        channels: &[usize],
+        features: usize,
+        output_dim: usize,
+    ) -> Self {
+        let mut convs: Vec<ConvSpec> = channels
             .iter()
             .map(|&out| ConvSpec {
                 out,
@@ -54,9 +69,12 @@ impl ConvEncoderConfig {
                 padding: 1,
             })
             .collect();
-        let left = (input[1] / 16).max(1);
+        let left = input[1]
+            .checked_shr(u32::try_from(channels.len()).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+            .max(1);
         convs.push(ConvSpec {
-            out: 256,
+            out: features,
             kernel: left,
             stride: 1,
             padding: 0,

@@ -16,7 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(4096);
     let size: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let ss: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2);
-    let reps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3).max(1);
+    let reps: usize = args
+        .get(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(3)
+        .max(1);
     let renderer = Renderer::new(&RenderConfig::new(size).with_supersample(ss))?;
     let mut rng = RunSeed::new(0).stream("latents");
     let latents = Array2::from_shape_fn((n, N_LATENTS), |_| rng.random_range(-1.0..=1.0));

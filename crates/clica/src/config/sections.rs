@@ -370,8 +370,9 @@ pub enum EncoderSection {
     Conv(ConvEncoderSection),
 }
 
-/// The convolutional encoder: the KITTI conv net on the source's images, a linear layer to
-/// n, an output layer; inputs normalised per channel.
+/// The convolutional encoder: the KITTI conv net on the source's images (or the same
+/// pattern with other widths), a linear layer to n, an output layer; inputs normalised per
+/// channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConvEncoderSection {
@@ -381,6 +382,12 @@ pub struct ConvEncoderSection {
     /// source with the seed's `encoder.input_norm` stream, recorded in the encoder's
     /// description) or `none`.
     pub input_norm: InputNorm,
+    /// Output channels of the 4 × 4, stride-2 convolutions, one per halving of the image
+    /// side. Default `[32, 32, 64, 64]` (the KITTI net).
+    pub channels: Vec<usize>,
+    /// Channels of the last convolution, whose kernel spans what the halvings leave.
+    /// Default 256 (the KITTI net).
+    pub features: usize,
 }
 
 impl Default for ConvEncoderSection {
@@ -388,6 +395,8 @@ impl Default for ConvEncoderSection {
         ConvEncoderSection {
             normalization: Normalization::LearnableBox { init_bound: 1.0 },
             input_norm: InputNorm::Data,
+            channels: vec![32, 32, 64, 64],
+            features: 256,
         }
     }
 }
@@ -517,8 +526,18 @@ impl EncoderSection {
                         ),
                     ));
                 };
-                let config = clica_conv::ConvEncoderConfig::kitti([ch, h, w], n)
-                    .with_normalization(c.normalization);
+                if c.channels.contains(&0) {
+                    return Err(clica_core::Error::param(
+                        "channels",
+                        format!("every width must be at least 1, got {:?}", c.channels),
+                    ));
+                }
+                if c.features == 0 {
+                    return Err(clica_core::Error::param("features", "must be at least 1"));
+                }
+                let config =
+                    clica_conv::ConvEncoderConfig::strided([ch, h, w], &c.channels, c.features, n)
+                        .with_normalization(c.normalization);
                 config.validate()?;
                 Ok(EncoderChoice::Conv {
                     config,

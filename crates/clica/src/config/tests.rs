@@ -859,6 +859,38 @@ fn the_renderer_and_the_conv_encoder_are_configured_by_kind() {
     assert!(err(&text, &["mixing.size=300"]).contains("mixing.size"));
     assert!(err(&text, &["mixing.supersample=0"]).contains("mixing.supersample"));
     assert!(err(&text, &["mixing.hue=\"rainbow\""]).contains("mixing.hue"));
+    // The default widths are the KITTI net's; other widths keep its pattern.
+    match &v.encoder {
+        EncoderChoice::Conv { config, .. } => {
+            let kitti = clica_conv::ConvEncoderConfig::kitti([3, 64, 64], 10);
+            assert_eq!(config.convs, kitti.convs);
+        }
+        other => panic!("{other:?}"),
+    }
+    let wide = parse(
+        &text,
+        &["encoder.channels=[64, 64, 128]", "encoder.features=512"],
+    )
+    .unwrap();
+    match wide.validate().unwrap().encoder {
+        EncoderChoice::Conv { config, .. } => {
+            let outs: Vec<(usize, usize, usize)> = config
+                .convs
+                .iter()
+                .map(|c| (c.out, c.kernel, c.stride))
+                .collect();
+            // Three halvings leave 8 × 8: the last kernel spans it.
+            assert_eq!(outs, [(64, 4, 2), (64, 4, 2), (128, 4, 2), (512, 8, 1)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&text, &["encoder.channels=[32, 0]"]);
+    assert!(e.contains("encoder.channels"), "{e}");
+    let e = err(&text, &["encoder.features=0"]);
+    assert!(e.contains("encoder.features"), "{e}");
+    // Seven halvings of 64 do not fit: the 4 × 4 kernel meets a 1 × 1 input.
+    let e = err(&text, &["encoder.channels=[8, 8, 8, 8, 8, 8, 8]"]);
+    assert!(e.contains("does not fit"), "{e}");
     // The conv encoder needs images.
     let e = err("[encoder]\nkind = \"conv\"\n", &[]);
     assert!(
