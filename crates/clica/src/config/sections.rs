@@ -383,11 +383,25 @@ pub struct ConvEncoderSection {
     /// description) or `none`.
     pub input_norm: InputNorm,
     /// Output channels of the 4 × 4, stride-2 convolutions, one per halving of the image
-    /// side. Default `[32, 32, 64, 64]` (the KITTI net).
+    /// side. Default `[32, 32, 64, 64]` (the KITTI net). Written to a resolved config only
+    /// when it differs, so the configs of earlier runs stay what the same run writes now.
+    #[serde(skip_serializing_if = "is_kitti_channels")]
     pub channels: Vec<usize>,
     /// Channels of the last convolution, whose kernel spans what the halvings leave.
-    /// Default 256 (the KITTI net).
+    /// Default 256 (the KITTI net); written only when it differs.
+    #[serde(skip_serializing_if = "is_kitti_features")]
     pub features: usize,
+}
+
+const KITTI_CHANNELS: [usize; 4] = [32, 32, 64, 64];
+const KITTI_FEATURES: usize = 256;
+
+fn is_kitti_channels(c: &[usize]) -> bool {
+    c == KITTI_CHANNELS
+}
+
+fn is_kitti_features(f: &usize) -> bool {
+    *f == KITTI_FEATURES
 }
 
 impl Default for ConvEncoderSection {
@@ -395,8 +409,8 @@ impl Default for ConvEncoderSection {
         ConvEncoderSection {
             normalization: Normalization::LearnableBox { init_bound: 1.0 },
             input_norm: InputNorm::Data,
-            channels: vec![32, 32, 64, 64],
-            features: 256,
+            channels: KITTI_CHANNELS.to_vec(),
+            features: KITTI_FEATURES,
         }
     }
 }

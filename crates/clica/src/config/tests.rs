@@ -884,6 +884,14 @@ fn the_renderer_and_the_conv_encoder_are_configured_by_kind() {
         }
         other => panic!("{other:?}"),
     }
+    // Written to the resolved config only when they differ from the KITTI net's, so earlier
+    // runs' configs are what the same run writes now.
+    assert!(!cfg.to_toml().contains("channels"));
+    let written = wide.to_toml();
+    assert!(
+        written.contains("channels = [") && written.contains("features = 512"),
+        "{written}"
+    );
     let e = err(&text, &["encoder.channels=[32, 0]"]);
     assert!(e.contains("encoder.channels"), "{e}");
     let e = err(&text, &["encoder.features=0"]);
