@@ -28,7 +28,10 @@
 //! terms lost to underflow (each below e^−87 relative to c) weigh at most B·e^−27 ≈ 2·10⁻⁸ of
 //! Z_k at B = 8,192 for f32, below its rounding.
 
-use super::{finish_row, logits_from, sum_lanes, InfoNceSpec, LossAndGrads, Packed, Term, LANES};
+use super::{
+    finish_row, group_sums, logits_from, sum_lanes, InfoNceSpec, LossAndGrads, Packed, Term, GROUP,
+    LANES,
+};
 use crate::Real;
 use rayon::prelude::*;
 use std::any::Any;
@@ -140,9 +143,7 @@ fn pass_a_body<F: Real, K: Term<F>>(
 /// κ·Σ_l term(h_il, h_jl) summed over l in order, exactly as [`logits_from`] computes it.
 #[inline(always)]
 fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usize, a: &mut [F]) {
-    const GROUP: usize = 4 * LANES;
     let p = cx.p;
-    let bp = p.bp;
     let (kappa, shift) = (cx.kappa, cx.shift);
     let rows = a.len() / len.max(1);
     let grouped = len / GROUP * GROUP;
@@ -150,22 +151,7 @@ fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usi
         let base = first_col + g;
         for r in 0..rows {
             let hi = p.row(first_col + r);
-            let mut a0 = [F::zero(); LANES];
-            let mut a1 = [F::zero(); LANES];
-            let mut a2 = [F::zero(); LANES];
-            let mut a3 = [F::zero(); LANES];
-            for (l, &x) in hi.iter().enumerate() {
-                let start = l * bp + base;
-                let col: &[F; GROUP] = p.cols[start..start + GROUP]
-                    .try_into()
-                    .expect("GROUP-wide slice");
-                for t in 0..LANES {
-                    a0[t] = a0[t] + K::term(x, col[t]);
-                    a1[t] = a1[t] + K::term(x, col[LANES + t]);
-                    a2[t] = a2[t] + K::term(x, col[2 * LANES + t]);
-                    a3[t] = a3[t] + K::term(x, col[3 * LANES + t]);
-                }
-            }
+            let (a0, a1, a2, a3) = group_sums::<F, K>(hi, p, base);
             let out: &mut [F; GROUP] = (&mut a[r * len + g..r * len + g + GROUP])
                 .try_into()
                 .expect("GROUP-wide slice");

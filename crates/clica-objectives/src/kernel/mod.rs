@@ -180,6 +180,38 @@ fn logits_row<F: Real, K: Term<F>>(kappa: F, hi: &[F], p: &Packed<F>, out: &mut 
     }
 }
 
+/// Columns of one [`group_sums`] call: four chunks of [`LANES`].
+pub(crate) const GROUP: usize = 4 * LANES;
+
+/// Σ_l term(h_il, h_jl) for the GROUP columns j from `base` on, as four LANES-wide
+/// accumulators: four independent add chains instead of one (whose latency bounded the
+/// loop). Every sum runs over l in order, as a single chunk's would.
+#[inline(always)]
+pub(crate) fn group_sums<F: Real, K: Term<F>>(
+    hi: &[F],
+    p: &Packed<F>,
+    base: usize,
+) -> ([F; LANES], [F; LANES], [F; LANES], [F; LANES]) {
+    let bp = p.bp;
+    let mut a0 = [F::zero(); LANES];
+    let mut a1 = [F::zero(); LANES];
+    let mut a2 = [F::zero(); LANES];
+    let mut a3 = [F::zero(); LANES];
+    for (l, &x) in hi.iter().enumerate() {
+        let start = l * bp + base;
+        let col: &[F; GROUP] = p.cols[start..start + GROUP]
+            .try_into()
+            .expect("GROUP-wide slice");
+        for t in 0..LANES {
+            a0[t] = a0[t] + K::term(x, col[t]);
+            a1[t] = a1[t] + K::term(x, col[LANES + t]);
+            a2[t] = a2[t] + K::term(x, col[2 * LANES + t]);
+            a3[t] = a3[t] + K::term(x, col[3 * LANES + t]);
+        }
+    }
+    (a0, a1, a2, a3)
+}
+
 /// `out[j − first] = κ·Σ_l term(hi[l], h_jl)` for the columns j = `first`..bp (`first` a
 /// multiple of [`LANES`]); the padding columns get the logit against a zero row.
 #[inline(always)]
@@ -192,30 +224,11 @@ pub(crate) fn logits_from<F: Real, K: Term<F>>(
 ) {
     let bp = p.bp;
     debug_assert_eq!(out.len(), bp - first);
-    // Four chunks of LANES columns at a time, each with its own accumulator: four independent
-    // add chains instead of one (whose latency bounded the loop). Every logit sums its d
-    // terms in the same order either way.
-    const GROUP: usize = 4 * LANES;
     let grouped = out.len() / GROUP * GROUP;
     let (head, tail) = out.split_at_mut(grouped);
     for (jg, o) in head.chunks_exact_mut(GROUP).enumerate() {
         let base = first + jg * GROUP;
-        let mut a0 = [F::zero(); LANES];
-        let mut a1 = [F::zero(); LANES];
-        let mut a2 = [F::zero(); LANES];
-        let mut a3 = [F::zero(); LANES];
-        for (l, &x) in hi.iter().enumerate() {
-            let start = l * bp + base;
-            let col: &[F; GROUP] = p.cols[start..start + GROUP]
-                .try_into()
-                .expect("GROUP-wide slice");
-            for t in 0..LANES {
-                a0[t] = a0[t] + K::term(x, col[t]);
-                a1[t] = a1[t] + K::term(x, col[LANES + t]);
-                a2[t] = a2[t] + K::term(x, col[2 * LANES + t]);
-                a3[t] = a3[t] + K::term(x, col[3 * LANES + t]);
-            }
-        }
+        let (a0, a1, a2, a3) = group_sums::<F, K>(hi, p, base);
         for (o, a) in o.chunks_exact_mut(LANES).zip([a0, a1, a2, a3]) {
             for (o, &a) in o.iter_mut().zip(&a) {
                 *o = kappa * a;
