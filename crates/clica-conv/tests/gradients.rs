@@ -402,3 +402,41 @@ fn bad_configurations_are_errors() {
         );
     }
 }
+
+#[test]
+fn a_batch_gradient_is_the_sum_of_its_rows_gradients() {
+    // At 32 × 32 the im2col blocks hold 5, 2, 4 and 4 images of the four layers, so 7 rows
+    // on one thread end in partial blocks; at 64 × 64 every block is one image. The
+    // batch's gradient must be the sum of the rows' gradients, each computed alone.
+    for size in [32, 64] {
+        let cfg = ConvEncoderConfig::kitti([3, size, size], 3).with_threads(1);
+        let mut enc = ConvEncoder::new(cfg, &mut RunSeed::new(8).stream("encoder")).unwrap();
+        let rows = 7;
+        let x = inputs(9, rows, 3 * size * size);
+        let mut rng = RunSeed::new(10).stream("probe");
+        let c = Array2::from_shape_fn((rows, 3), |_| rng.random_range(-1.0..1.0f32));
+        enc.forward_train(x.view());
+        enc.backward(c.view());
+        let batch = enc.gradients().unwrap();
+        let mut sum: Vec<Vec<f64>> = batch.iter().map(|t| vec![0.0; t.data.len()]).collect();
+        for r in 0..rows {
+            enc.forward_train(x.slice(ndarray::s![r..r + 1, ..]));
+            enc.backward(c.slice(ndarray::s![r..r + 1, ..]));
+            for (acc, g) in sum.iter_mut().zip(enc.gradients().unwrap()) {
+                for (a, &v) in acc.iter_mut().zip(&g.data) {
+                    *a += f64::from(v);
+                }
+            }
+        }
+        for (b, s) in batch.iter().zip(&sum) {
+            let scale = s.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
+            for (&u, &v) in b.data.iter().zip(s) {
+                assert!(
+                    (f64::from(u) - v).abs() <= 1e-4 * scale,
+                    "{size}×{size}, {}: batch {u} vs rows' sum {v}",
+                    b.name
+                );
+            }
+        }
+    }
+}
