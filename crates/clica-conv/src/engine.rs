@@ -64,29 +64,29 @@ pub(crate) struct Block {
     pub dpacked: Vec<Vec<f32>>,
 }
 
-fn grow(v: &mut Vec<f32>, len: usize) {
+pub(crate) fn grow(v: &mut Vec<f32>, len: usize) {
     if v.len() < len {
         v.resize(len, 0.0);
     }
 }
 
-fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
+pub(crate) fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
     matmul(dst, accum, lhs, rhs, 1.0f32, Par::Seq);
     // faer's kernels leave the AVX upper state dirty (see `clica_core::simd`).
     clica_core::simd::clear_upper_state();
 }
 
 /// Row-major `rows × cols` view of a slice.
-fn mat(s: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
+pub(crate) fn mat(s: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
     MatRef::from_row_major_slice(&s[..rows * cols], rows, cols)
 }
 
-fn mat_mut(s: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32> {
+pub(crate) fn mat_mut(s: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32> {
     MatMut::from_row_major_slice_mut(&mut s[..rows * cols], rows, cols)
 }
 
 /// Images per im2col block of layer `l`.
-fn images_per_block(l: &LayerShape) -> usize {
+pub(crate) fn images_per_block(l: &LayerShape) -> usize {
     (COLS_FLOATS / (l.positions() * l.k())).max(1)
 }
 
@@ -107,7 +107,7 @@ fn taps(l: &LayerShape, ox: usize) -> (usize, usize, usize) {
 /// im2col of `n` images of `input` (HWC each) into `cols` (`n·positions × k`, columns
 /// ordered (ky, kx, c)); zero padding outside the image. The taps of one kernel row that
 /// fall inside the image are one contiguous run of the input (HWC), copied at once.
-fn im2col(l: &LayerShape, input: &[f32], n: usize, cols: &mut [f32]) {
+pub(crate) fn im2col(l: &LayerShape, input: &[f32], n: usize, cols: &mut [f32]) {
     let (c, k, s, p) = (l.in_c, l.spec.kernel, l.spec.stride, l.spec.padding);
     let kk = l.k();
     let mut row = 0;
@@ -136,7 +136,7 @@ fn im2col(l: &LayerShape, input: &[f32], n: usize, cols: &mut [f32]) {
 }
 
 /// The adjoint of [`im2col`]: adds `cols` back into `n` images of `out` (HWC each).
-fn col2im_add(l: &LayerShape, cols: &[f32], n: usize, out: &mut [f32]) {
+pub(crate) fn col2im_add(l: &LayerShape, cols: &[f32], n: usize, out: &mut [f32]) {
     let (c, k, s, p) = (l.in_c, l.spec.kernel, l.spec.stride, l.spec.padding);
     let kk = l.k();
     let mut row = 0;
@@ -162,8 +162,6 @@ fn col2im_add(l: &LayerShape, cols: &[f32], n: usize, out: &mut [f32]) {
         }
     }
 }
-
-use clica_encoders::sigmoid;
 
 impl Block {
     /// Sizes the buffers for `rows` images (growing only).
@@ -267,28 +265,12 @@ impl Block {
         // Output layer.
         let norm_p = net.layout.norm.clone().map(|r| &net.params[r]);
         for r in 0..rows {
-            let h = &self.h[r * n..(r + 1) * n];
-            let out = &mut self.out[r * n..(r + 1) * n];
-            match net.normalization {
-                Normalization::None => out.copy_from_slice(h),
-                Normalization::Sphere { .. } | Normalization::LearnableSphere { .. } => {
-                    let radius = match net.normalization {
-                        Normalization::Sphere { radius } => radius as f32,
-                        _ => norm_p.expect("learnable radius")[0],
-                    };
-                    let inv = 1.0 / h.iter().map(|v| v * v).sum::<f32>().sqrt().max(NORM_EPS);
-                    self.inv_norm[r] = inv;
-                    for (o, &v) in out.iter_mut().zip(h) {
-                        *o = v * inv * radius;
-                    }
-                }
-                Normalization::LearnableBox { .. } => {
-                    let bound = norm_p.expect("learnable bound");
-                    for ((o, &v), &b) in out.iter_mut().zip(h).zip(bound) {
-                        *o = sigmoid(v) * b;
-                    }
-                }
-            }
+            self.inv_norm[r] = crate::output::forward_row(
+                net.normalization,
+                norm_p,
+                &self.h[r * n..(r + 1) * n],
+                &mut self.out[r * n..(r + 1) * n],
+            );
         }
     }
 
@@ -304,40 +286,15 @@ impl Block {
         let mut dnorm = vec![0.0f32; lay.norm.as_ref().map_or(0, |r| r.len())];
         for r in 0..rows {
             let gr = g.row(self.first_row + r);
-            let h = &self.h[r * n..(r + 1) * n];
-            let dh = &mut self.dh[r * n..(r + 1) * n];
-            match net.normalization {
-                Normalization::None => {
-                    for (d, &v) in dh.iter_mut().zip(gr.iter()) {
-                        *d = v;
-                    }
-                }
-                Normalization::Sphere { .. } | Normalization::LearnableSphere { .. } => {
-                    let learnable =
-                        matches!(net.normalization, Normalization::LearnableSphere { .. });
-                    let radius = match net.normalization {
-                        Normalization::Sphere { radius } => radius as f32,
-                        _ => norm_p.expect("learnable radius")[0],
-                    };
-                    let inv = self.inv_norm[r];
-                    // u = h / ‖h‖; out = ρu; dh = ρ/‖h‖ (g − u (u·g)); dρ = u·g.
-                    let ug: f32 = h.iter().zip(gr.iter()).map(|(&v, &gv)| v * inv * gv).sum();
-                    if learnable {
-                        dnorm[0] += ug;
-                    }
-                    for ((d, &v), &gv) in dh.iter_mut().zip(h).zip(gr.iter()) {
-                        *d = radius * inv * (gv - v * inv * ug);
-                    }
-                }
-                Normalization::LearnableBox { .. } => {
-                    let bound = norm_p.expect("learnable bound");
-                    for (k, ((d, &v), &gv)) in dh.iter_mut().zip(h).zip(gr.iter()).enumerate() {
-                        let s = sigmoid(v);
-                        dnorm[k] += gv * s;
-                        *d = gv * bound[k] * s * (1.0 - s);
-                    }
-                }
-            }
+            crate::output::backward_row(
+                net.normalization,
+                norm_p,
+                &self.h[r * n..(r + 1) * n],
+                self.inv_norm[r],
+                gr.iter(),
+                &mut self.dh[r * n..(r + 1) * n],
+                &mut dnorm,
+            );
         }
         if let Some(r) = lay.norm.clone() {
             self.grad[r].copy_from_slice(&dnorm);
@@ -420,7 +377,7 @@ impl Block {
 }
 
 /// `d ← d ⊙ [a > 0]` (the ReLU's derivative from its output).
-fn relu_mask(d: &mut [f32], a: &[f32]) {
+pub(crate) fn relu_mask(d: &mut [f32], a: &[f32]) {
     // A select, not a branch: the branch mispredicted on half the elements (perf: 8 % of
     // a training step).
     assert_eq!(d.len(), a.len(), "relu_mask lengths");

@@ -38,7 +38,10 @@
 mod config;
 mod encoder;
 mod engine;
+mod output;
+mod resnet;
 
 pub use clica_encoders::{AdamConfig, Normalization};
 pub use config::{ConvEncoderConfig, ConvSpec, LayerShape, Shapes};
 pub use encoder::ConvEncoder;
+pub use resnet::{BasicBlock, Plan, Pool, ResNetConfig, ResNetEncoder};
