@@ -7,6 +7,12 @@ after each, Linear(256, 10). Run outside CI in a local virtualenv with torch fro
 pinned to two threads like the Rust benches:
 
     OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 .venv/bin/python benches/pytorch/conv_step.py [batch ...]
+    OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 .venv/bin/python benches/pytorch/conv_step.py --resnet18 [batch ...]
+
+`--resnet18` times ResNet-18 instead (torchvision's architecture written out here, since
+torchvision is not installed: 7 x 7 stem with batch norm, max-pool, four stages of two basic
+blocks, average pool, fc to 100), followed by the paper's LeakyReLU and Linear(100, 10), as
+`ResNetConfig::resnet18` in clica-conv.
 
 Prints one JSON line per batch size with the median seconds per step (and forward only).
 """
@@ -30,11 +36,46 @@ def kitti(size=64, n=10):
     return torch.nn.Sequential(*layers)
 
 
+class Basic(torch.nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(cout)
+        self.conv2 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                            torch.nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+
+def resnet18(n=10):
+    layers = [torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
+              torch.nn.MaxPool2d(3, 2, 1)]
+    c = 64
+    for s, w in enumerate((64, 128, 256, 512)):
+        for b in range(2):
+            layers.append(Basic(c, w, 2 if s > 0 and b == 0 else 1))
+            c = w
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(512, 10 * n),
+               torch.nn.LeakyReLU(), torch.nn.Linear(10 * n, n)]
+    return torch.nn.Sequential(*layers)
+
+
 def main():
-    batches = [int(a) for a in sys.argv[1:]] or [256, 1024]
+    args = sys.argv[1:]
+    arch = "kitti"
+    if args and args[0] == "--resnet18":
+        arch, args = "resnet18", args[1:]
+    batches = [int(a) for a in args] or [256, 1024]
     torch.manual_seed(0)
     for b in batches:
-        net = kitti()
+        net = resnet18() if arch == "resnet18" else kitti()
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
         x = torch.rand(b, 3, 64, 64)
         g = torch.randn(b, 10) * 1e-3
@@ -49,7 +90,7 @@ def main():
             if i > 0:
                 steps.append(time.perf_counter() - t)
                 fwd.append(tf)
-        print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        print(json.dumps({"impl": "pytorch", "arch": arch, "torch": torch.__version__, "threads": torch.get_num_threads(),
                           "batch": b, "size": 64, "step_s": statistics.median(steps),
                           "forward_s": statistics.median(fwd)}), flush=True)
 

@@ -2,9 +2,9 @@
 //! forward + backward + Adam, median (and fastest) of `steps` after one warm-up step.
 //!
 //! ```sh
-//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example conv_step_timing -- [batch] [size] [steps]
+//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example conv_step_timing -- [batch] [size] [steps] [kitti|resnet18]
 //! ```
-use clica_conv::{ConvEncoder, ConvEncoderConfig};
+use clica_conv::{ConvEncoder, ConvEncoderConfig, ResNetConfig, ResNetEncoder};
 use clica_core::{RunSeed, TrainableEncoder};
 use clica_optim::{Adam, AdamConfig};
 use ndarray::Array2;
@@ -16,8 +16,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(1024);
     let size: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let steps: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(5);
-    let cfg = ConvEncoderConfig::kitti([3, size, size], 10);
-    let mut enc = ConvEncoder::new(cfg, &mut RunSeed::new(0).stream("encoder"))?;
+    let arch = args.get(3).map_or("kitti", String::as_str);
+    let (mut enc, macs): (Box<dyn TrainableEncoder>, usize) = match arch {
+        "kitti" => {
+            let cfg = ConvEncoderConfig::kitti([3, size, size], 10);
+            let e = ConvEncoder::new(cfg, &mut RunSeed::new(0).stream("encoder"))?;
+            let m = e.macs_per_image();
+            (Box::new(e), m)
+        }
+        "resnet18" => {
+            let cfg = ResNetConfig::resnet18([3, size, size], 10);
+            let e = ResNetEncoder::new(cfg, &mut RunSeed::new(0).stream("encoder"))?;
+            let m = e.macs_per_image();
+            (Box::new(e), m)
+        }
+        other => return Err(format!("unknown architecture `{other}` (kitti, resnet18)").into()),
+    };
     let mut rng = RunSeed::new(0).stream("x");
     let x = Array2::from_shape_fn((batch, 3 * size * size), |_| rng.random_range(0.0..1.0f32));
     let g = Array2::from_shape_fn((batch, 10), |_| rng.random_range(-1e-3..1e-3f32));
@@ -28,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         enc.forward_train(x.view());
         let t_fwd = t.elapsed().as_secs_f64();
         enc.backward(g.view());
-        adam.step(&mut enc, 1e-4)?;
+        adam.step(enc.as_mut(), 1e-4)?;
         if s > 0 {
             times.push((t.elapsed().as_secs_f64(), t_fwd));
         }
@@ -36,9 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (step, fwd) = times[times.len() / 2];
     let fastest = times[0].0;
-    let gflop = 3.0 * 2.0 * enc.macs_per_image() as f64 * batch as f64 / 1e9;
+    let gflop = 3.0 * 2.0 * macs as f64 * batch as f64 / 1e9;
     println!(
-        "clica-conv kitti {size}x{size}, batch {batch}, {} threads: step {:.1} ms (forward {:.1} ms; fastest step {:.1} ms), {:.1} GFLOP/step (3x forward), {:.0} GFLOP/s",
+        "clica-conv {arch} {size}x{size}, batch {batch}, {} threads: step {:.1} ms (forward {:.1} ms; fastest step {:.1} ms), {:.1} GFLOP/step (3x forward), {:.0} GFLOP/s",
         rayon::current_num_threads(),
         step * 1e3,
         fwd * 1e3,

@@ -9,6 +9,12 @@
 //! sphere, learnable sphere, learnable box). Observations are rows of channel-first `f32`
 //! values.
 //!
+//! [`ResNetEncoder`] is the paper's 3DIdent encoder ([`ResNetConfig::resnet18`]):
+//! torchvision's ResNet-18 (parameter names included, so weights can be exchanged with
+//! PyTorch) with batch norm, then `fc` → LeakyReLU → linear → output layer. Batch norm
+//! couples the images of a batch, so its engine runs the batch layer by layer instead of
+//! block by block.
+//!
 //! # Example
 //!
 //! ```

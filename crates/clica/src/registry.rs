@@ -8,7 +8,7 @@ use crate::config::{
 use crate::imageset::{ImageSet, ImageSetPairs};
 use crate::source::LatentPairs;
 use crate::Result;
-use clica_conv::ConvEncoder;
+use clica_conv::{ConvEncoder, ResNetEncoder};
 use clica_core::{Generator, PairSource, RunSeed, TrainableEncoder};
 use clica_encoders::{MlpEncoder, Standardized};
 use clica_generators::InvertibleMlp;
@@ -74,15 +74,26 @@ impl Components {
             Box::new(source)
         };
         let mut encoder = encoder;
-        if let EncoderChoice::Conv {
-            config,
-            from_data: true,
-        } = &mut encoder
-        {
+        let image_norm = |channels: usize| {
             let sample = source.sample(&mut seed.stream("encoder.input_norm"), INPUT_NORM_SAMPLES);
-            let (mean, std) = channel_stats(&sample.x.to_f32(), config.input[0]);
-            config.input_norm = Some((mean, std));
-            config.validate()?;
+            channel_stats(&sample.x.to_f32(), channels)
+        };
+        match &mut encoder {
+            EncoderChoice::Conv {
+                config,
+                from_data: true,
+            } => {
+                config.input_norm = Some(image_norm(config.input[0]));
+                config.validate()?;
+            }
+            EncoderChoice::ResNet {
+                config,
+                from_data: true,
+            } => {
+                config.input_norm = Some(image_norm(config.input[0]));
+                config.validate()?;
+            }
+            _ => {}
         }
         let mlp_input_norm = match (&cfg.encoder, &encoder) {
             (EncoderSection::Mlp(m), EncoderChoice::Mlp(_)) if m.input_norm == InputNorm::Data => {
@@ -118,6 +129,9 @@ impl Components {
                 }
             }
             EncoderChoice::Conv { config, .. } => Box::new(ConvEncoder::new(config.clone(), rng)?),
+            EncoderChoice::ResNet { config, .. } => {
+                Box::new(ResNetEncoder::new(config.clone(), rng)?)
+            }
         })
     }
 

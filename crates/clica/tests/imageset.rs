@@ -185,6 +185,41 @@ fn a_short_training_run_on_a_rendered_set() {
         summary["prior"].as_str().unwrap().contains("image set"),
         "{summary}"
     );
+    // The same run with a (narrow) ResNet-18: its batch norms' running averages are saved
+    // with the weights, under torchvision's names.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clica"))
+        .args([
+            "train",
+            "--config",
+            d.join("c.toml").to_str().unwrap(),
+            "--set",
+            "encoder.kind=\"resnet18\"",
+            "--set",
+            "encoder.widths=[4, 4, 8, 8]",
+            "--out",
+            d.join("run-resnet").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run-resnet/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["status"], "completed", "{summary}");
+    assert!(
+        summary["encoder"].as_str().unwrap().starts_with("resnet18"),
+        "{summary}"
+    );
+    let weights = std::fs::read(d.join("run-resnet/encoder.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&weights[..weights.len().min(20_000)]);
+    assert!(
+        header.contains("layer4.1.bn2.running_var") && header.contains("conv1.weight"),
+        "{header}"
+    );
     // Antithetic positives need a sampler that can mirror: refused for a fixed set.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clica"))
         .args([

@@ -38,7 +38,8 @@ pub use schedule::{ScheduleKind, DEFAULT_DECAY_FRACTION};
 pub use sections::{
     ConvEncoderSection, DataSection, EncoderChoice, EncoderSection, EvalSection, ImageSetSection,
     InputNorm, LatentSection, LossSection, MixingChoice, MixingSection, MlpEncoderSection,
-    MlpMixingSection, Objective, ProductSection, RenderMixingSection, TrainSection,
+    MlpMixingSection, Objective, ProductSection, RenderMixingSection, ResNetEncoderSection,
+    TrainSection,
 };
 
 use crate::Error as CliError;

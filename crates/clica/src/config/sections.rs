@@ -368,6 +368,36 @@ pub enum EncoderSection {
     Mlp(MlpEncoderSection),
     /// A convolutional network for image observations (the KITTI conv net).
     Conv(ConvEncoderSection),
+    /// ResNet-18 for image observations (the paper's 3DIdent encoder).
+    Resnet18(ResNetEncoderSection),
+}
+
+/// ResNet-18 (torchvision's), then the paper's head: `fc` to `hidden_multiplier · n`,
+/// LeakyReLU, a linear layer to n, an output layer; inputs normalised per channel. Batch
+/// norm uses the batch's statistics in training (anchors and positives together) and
+/// running averages in evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResNetEncoderSection {
+    /// Output normalisation, as the MLP's (`none`, `sphere`, `learnable_sphere`, `box`).
+    pub normalization: Normalization,
+    /// Per-channel input normalisation: `data` (as the conv encoder's) or `none`.
+    pub input_norm: InputNorm,
+    /// Channels of the four stages. Default `[64, 128, 256, 512]` (ResNet-18).
+    pub widths: [usize; 4],
+    /// Width of `fc` as a multiple of n. Default 10 (the paper's 10 n).
+    pub hidden_multiplier: usize,
+}
+
+impl Default for ResNetEncoderSection {
+    fn default() -> Self {
+        ResNetEncoderSection {
+            normalization: Normalization::LearnableBox { init_bound: 1.0 },
+            input_norm: InputNorm::Data,
+            widths: [64, 128, 256, 512],
+            hidden_multiplier: 10,
+        }
+    }
 }
 
 /// The convolutional encoder: the KITTI conv net on the source's images (or the same
@@ -443,6 +473,13 @@ pub enum EncoderChoice {
         /// Whether to fill `config.input_norm` from the data.
         from_data: bool,
     },
+    /// ResNet-18; `input_norm` is filled from the data when the components are built.
+    ResNet {
+        /// The configuration.
+        config: clica_conv::ResNetConfig,
+        /// Whether to fill `config.input_norm` from the data.
+        from_data: bool,
+    },
 }
 
 impl EncoderChoice {
@@ -451,6 +488,7 @@ impl EncoderChoice {
         match self {
             EncoderChoice::Mlp(c) => c.output_dim,
             EncoderChoice::Conv { config, .. } => config.output_dim,
+            EncoderChoice::ResNet { config, .. } => config.output_dim,
         }
     }
 
@@ -459,6 +497,7 @@ impl EncoderChoice {
         match self {
             EncoderChoice::Mlp(c) => c.normalization,
             EncoderChoice::Conv { config, .. } => config.normalization,
+            EncoderChoice::ResNet { config, .. } => config.normalization,
         }
     }
 
@@ -467,6 +506,7 @@ impl EncoderChoice {
         match self {
             EncoderChoice::Mlp(c) => c.adam,
             EncoderChoice::Conv { config, .. } => config.adam,
+            EncoderChoice::ResNet { config, .. } => config.adam,
         }
     }
 
@@ -475,6 +515,7 @@ impl EncoderChoice {
         match self {
             EncoderChoice::Mlp(c) => c.describe(),
             EncoderChoice::Conv { config, .. } => config.describe(),
+            EncoderChoice::ResNet { config, .. } => config.describe(),
         }
     }
 }
@@ -513,7 +554,7 @@ impl EncoderSection {
     pub fn backend(&self) -> Backend {
         match self {
             EncoderSection::Mlp(m) => m.backend,
-            EncoderSection::Conv(_) => Backend::Native,
+            EncoderSection::Conv(_) | EncoderSection::Resnet18(_) => Backend::Native,
         }
     }
 
@@ -556,6 +597,31 @@ impl EncoderSection {
                 Ok(EncoderChoice::Conv {
                     config,
                     from_data: c.input_norm == InputNorm::Data,
+                })
+            }
+            EncoderSection::Resnet18(r) => {
+                let &[ch, h, w] = shape else {
+                    return Err(clica_core::Error::param(
+                        "kind",
+                        format!(
+                            "ResNet-18 needs image observations (mixing.kind = \"render\" or data.kind = \"image_set\"), got shape {shape:?}"
+                        ),
+                    ));
+                };
+                if r.hidden_multiplier == 0 {
+                    return Err(clica_core::Error::param(
+                        "hidden_multiplier",
+                        "must be at least 1",
+                    ));
+                }
+                let mut config = clica_conv::ResNetConfig::resnet18([ch, h, w], n)
+                    .with_widths(r.widths)
+                    .with_normalization(r.normalization);
+                config.hidden = r.hidden_multiplier * n;
+                config.validate()?;
+                Ok(EncoderChoice::ResNet {
+                    config,
+                    from_data: r.input_norm == InputNorm::Data,
                 })
             }
         }

@@ -1046,3 +1046,39 @@ fn the_piecewise_schedule_takes_its_knots_from_the_config() {
         assert!(e.contains(want) && e.contains("lr_knots"), "{set:?}: {e}");
     }
 }
+
+#[test]
+fn resnet18_is_configured_by_kind() {
+    let text = std::fs::read_to_string(format!("{}/table3/normal-box.toml", configs())).unwrap();
+    let cfg = parse(&text, &["encoder.kind=\"resnet18\""]).unwrap();
+    match cfg.validate().unwrap().encoder {
+        EncoderChoice::ResNet { config, from_data } => {
+            assert_eq!(config.input, [3, 64, 64]);
+            assert_eq!(config.widths, [64, 128, 256, 512]);
+            // The paper's head: fc to 10 n.
+            assert_eq!(config.hidden, 100);
+            assert!(from_data);
+            assert!(matches!(
+                config.normalization,
+                clica_encoders::Normalization::LearnableBox { .. }
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(
+        &text,
+        &["encoder.kind=\"resnet18\"", "encoder.hidden_multiplier=0"],
+    );
+    assert!(e.contains("encoder.hidden_multiplier"), "{e}");
+    let e = err(
+        &text,
+        &[
+            "encoder.kind=\"resnet18\"",
+            "encoder.widths=[64, 0, 256, 512]",
+        ],
+    );
+    assert!(e.contains("encoder.widths[1]"), "{e}");
+    // Image observations only.
+    let e = err("[encoder]\nkind = \"resnet18\"\n", &[]);
+    assert!(e.contains("image observations"), "{e}");
+}
