@@ -2,7 +2,7 @@
 //! forward + backward + Adam, median (and fastest) of `steps` after one warm-up step.
 //!
 //! ```sh
-//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example conv_step_timing -- [batch] [size] [steps] [kitti|resnet18]
+//! RAYON_NUM_THREADS=2 cargo run --release -p clica-conv --example conv_step_timing -- [batch] [size] [steps] [kitti|resnet18|resnet18:w1,w2,w3,w4]
 //! ```
 use clica_conv::{ConvEncoder, ConvEncoderConfig, ResNetConfig, ResNetEncoder};
 use clica_core::{RunSeed, TrainableEncoder};
@@ -24,13 +24,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let m = e.macs_per_image();
             (Box::new(e), m)
         }
-        "resnet18" => {
-            let cfg = ResNetConfig::resnet18([3, size, size], 10);
+        a if a.starts_with("resnet18") => {
+            let mut cfg = ResNetConfig::resnet18([3, size, size], 10);
+            // `resnet18:16,32,64,128` sets the stage widths.
+            if let Some(w) = a.strip_prefix("resnet18:") {
+                let w: Vec<usize> = w.split(',').map(str::parse).collect::<Result<_, _>>()?;
+                cfg = cfg.with_widths(w.try_into().map_err(|_| "four widths")?);
+            }
             let e = ResNetEncoder::new(cfg, &mut RunSeed::new(0).stream("encoder"))?;
             let m = e.macs_per_image();
             (Box::new(e), m)
         }
-        other => return Err(format!("unknown architecture `{other}` (kitti, resnet18)").into()),
+        other => {
+            return Err(format!(
+                "unknown architecture `{other}` (kitti, resnet18, resnet18:w1,w2,w3,w4)"
+            )
+            .into())
+        }
     };
     let mut rng = RunSeed::new(0).stream("x");
     let x = Array2::from_shape_fn((batch, 3 * size * size), |_| rng.random_range(0.0..1.0f32));

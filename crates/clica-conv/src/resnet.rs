@@ -533,12 +533,30 @@ fn bn_apply(
         let at = i * chunk;
         for (r, row) in dst.chunks_exact_mut(c).enumerate() {
             let src = &y[at + r * c..at + (r + 1) * c];
-            for k in 0..c {
-                let mut v = (src[k] - mean[k]) * scale[k] + beta[k];
-                if let Some(res) = residual {
-                    v += res[at + r * c + k];
+            let terms = src.iter().zip(mean).zip(&scale).zip(beta);
+            match (residual, relu) {
+                (Some(res), true) => {
+                    let res = &res[at + r * c..at + (r + 1) * c];
+                    for ((o, (((&v, &m), &sc), &b)), &q) in row.iter_mut().zip(terms).zip(res) {
+                        *o = ((v - m) * sc + b + q).max(0.0);
+                    }
                 }
-                row[k] = if relu { v.max(0.0) } else { v };
+                (Some(res), false) => {
+                    let res = &res[at + r * c..at + (r + 1) * c];
+                    for ((o, (((&v, &m), &sc), &b)), &q) in row.iter_mut().zip(terms).zip(res) {
+                        *o = (v - m) * sc + b + q;
+                    }
+                }
+                (None, true) => {
+                    for (o, (((&v, &m), &sc), &b)) in row.iter_mut().zip(terms) {
+                        *o = ((v - m) * sc + b).max(0.0);
+                    }
+                }
+                (None, false) => {
+                    for (o, (((&v, &m), &sc), &b)) in row.iter_mut().zip(terms) {
+                        *o = (v - m) * sc + b;
+                    }
+                }
             }
         }
     });
@@ -564,9 +582,10 @@ fn bn_backward(
         }
     });
     let dgamma = channel_sums(c, spans, positions, |row, acc| {
-        for k in 0..c {
-            let xh = (y[row * c + k] - mean[k]) * inv_std[k];
-            acc[k] += f64::from(dz_read[row * c + k]) * f64::from(xh);
+        let (yr, dr) = (&y[row * c..(row + 1) * c], &dz_read[row * c..(row + 1) * c]);
+        for ((((a, &yv), &d), &m), &is) in acc.iter_mut().zip(yr).zip(dr).zip(mean).zip(inv_std) {
+            let xh = (yv - m) * is;
+            *a += f64::from(d) * f64::from(xh);
         }
     });
     let db: Vec<f32> = dbeta.iter().map(|&v| (v / m) as f32).collect();
@@ -577,9 +596,11 @@ fn bn_backward(
     dz.par_chunks_mut(chunk).enumerate().for_each(|(i, d)| {
         let at = i * chunk;
         for (r, row) in d.chunks_exact_mut(c).enumerate() {
-            for k in 0..c {
-                let xh = (y[at + r * c + k] - mean[k]) * inv_std[k];
-                row[k] = k1[k] * (row[k] - db[k] - xh * dg[k]);
+            let yr = &y[at + r * c..at + (r + 1) * c];
+            let terms = yr.iter().zip(mean).zip(inv_std).zip(&k1).zip(&db).zip(&dg);
+            for (o, (((((&yv, &m), &is), &k), &b), &g)) in row.iter_mut().zip(terms) {
+                let xh = (yv - m) * is;
+                *o = k * (*o - b - xh * g);
             }
         }
     });

@@ -602,7 +602,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         );
     };
     eprintln!(
-        "done in {:.1}s ({:.3}s/step): r2 {:.4} ± {:.4}, mcc {:.4} ± {:.4} (identity r2 {:.4}, mcc {:.4}); results in {}",
+        "done in {:.1}s ({:.3}s/step): r2 {:.4} ± {:.4}, mcc {:.4} ± {:.4} (identity r2 {:.4}, held-out {:.4}, mcc {:.4}); results in {}",
         summary.train_seconds.unwrap_or(f64::NAN),
         summary.seconds_per_step.unwrap_or(f64::NAN),
         c.r2.mean,
@@ -610,6 +610,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         c.mcc_pearson.mean,
         c.mcc_pearson.std,
         id.r2,
+        id.r2_held_out,
         id.mcc_pearson,
         out.display()
     );
