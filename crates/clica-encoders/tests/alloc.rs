@@ -46,6 +46,18 @@ fn steady_state_native_steps_do_not_allocate() {
             f.forward_train(x.view());
             f.backward_and_step(g.view(), 1e-4);
         }
+        // Every pool thread initialises faer's GEMM thread-local on its first product; which
+        // threads ran one during the warm-up depends on scheduling (under load one may not
+        // have, and its first product in the measured steps allocated once: a flaky
+        // failure in CI). A one-block step on every pool thread settles that.
+        rayon::broadcast(|_| {
+            let cfg = EncoderConfig::paper(4)
+                .with_normalization(norm)
+                .with_threads(1);
+            let mut e = MlpEncoder::new(cfg, &mut rng("alloc.warm")).unwrap();
+            e.forward_train(x.view());
+            e.backward_and_step(g.view(), 1e-4);
+        });
         let before = ALLOCS.load(Ordering::SeqCst);
         for _ in 0..3 {
             f.forward_train(x.view());
