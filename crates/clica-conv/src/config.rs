@@ -156,45 +156,8 @@ impl ConvEncoderConfig {
             });
             (c, h, w) = (s.out, oh, ow);
         }
-        if let Some((mean, std)) = &self.input_norm {
-            if mean.len() != self.input[0] || std.len() != self.input[0] {
-                return Err(Error::param(
-                    "input_norm",
-                    format!(
-                        "needs one mean and one std per channel ({}), got {} and {}",
-                        self.input[0],
-                        mean.len(),
-                        std.len()
-                    ),
-                ));
-            }
-            if mean.iter().chain(std).any(|v| !v.is_finite()) || std.iter().any(|&s| s <= 0.0) {
-                return Err(Error::param(
-                    "input_norm",
-                    "means must be finite and stds finite and positive",
-                ));
-            }
-        }
-        match self.normalization {
-            Normalization::Sphere { radius }
-            | Normalization::LearnableSphere {
-                init_radius: radius,
-            } if !(radius.is_finite() && radius > 0.0) => {
-                return Err(Error::param(
-                    "normalization",
-                    format!("the radius must be finite and positive, got {radius}"),
-                ))
-            }
-            Normalization::LearnableBox { init_bound }
-                if !(init_bound.is_finite() && init_bound > 0.0) =>
-            {
-                return Err(Error::param(
-                    "normalization",
-                    format!("the bound must be finite and positive, got {init_bound}"),
-                ))
-            }
-            _ => {}
-        }
+        check_input_norm(self.input_norm.as_ref(), self.input[0])?;
+        check_normalization(self.normalization)?;
         Ok(Shapes {
             layers,
             features: c * h * w,
@@ -273,5 +236,50 @@ impl LayerShape {
     /// Multiply-adds of the forward pass per image.
     pub fn macs(&self) -> usize {
         self.positions() * self.k() * self.spec.out
+    }
+}
+
+/// Checks a per-channel input normalisation for images of `channels` channels.
+pub(crate) fn check_input_norm(norm: Option<&(Vec<f32>, Vec<f32>)>, channels: usize) -> Result<()> {
+    if let Some((mean, std)) = norm {
+        if mean.len() != channels || std.len() != channels {
+            return Err(Error::param(
+                "input_norm",
+                format!(
+                    "needs one mean and one std per channel ({channels}), got {} and {}",
+                    mean.len(),
+                    std.len()
+                ),
+            ));
+        }
+        if mean.iter().chain(std).any(|v| !v.is_finite()) || std.iter().any(|&s| s <= 0.0) {
+            return Err(Error::param(
+                "input_norm",
+                "means must be finite and stds finite and positive",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the output layer's radius or bound.
+pub(crate) fn check_normalization(normalization: Normalization) -> Result<()> {
+    match normalization {
+        Normalization::Sphere { radius }
+        | Normalization::LearnableSphere {
+            init_radius: radius,
+        } if !(radius.is_finite() && radius > 0.0) => Err(Error::param(
+            "normalization",
+            format!("the radius must be finite and positive, got {radius}"),
+        )),
+        Normalization::LearnableBox { init_bound }
+            if !(init_bound.is_finite() && init_bound > 0.0) =>
+        {
+            Err(Error::param(
+                "normalization",
+                format!("the bound must be finite and positive, got {init_bound}"),
+            ))
+        }
+        _ => Ok(()),
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::{ConvEncoderConfig, Shapes};
 use crate::engine::{pack, unpack_add, Block, Layout, Net};
+use crate::named::{check_input, spans, Entries};
 use clica_core::{Error, NamedTensor, ParamGrad, Result, TrainableEncoder};
 use clica_encoders::Normalization;
 use ndarray::{Array2, ArrayView2};
@@ -26,7 +27,7 @@ pub struct ConvEncoder {
     config: ConvEncoderConfig,
     shapes: Shapes,
     layout: Layout,
-    entries: Vec<(String, Vec<usize>, Range<usize>)>,
+    entries: Entries,
     params: Vec<f32>,
     packed: Vec<Vec<f32>>,
     blocks: Vec<Block>,
@@ -42,15 +43,8 @@ impl ConvEncoder {
     /// initialisation: weights and biases uniform in ±1/√fan_in).
     pub fn new(config: ConvEncoderConfig, rng: &mut dyn RngCore) -> Result<Self> {
         let shapes = config.validate()?;
-        let mut entries = Vec::new();
-        let mut at = 0;
-        let mut push = |name: String, shape: Vec<usize>| -> Range<usize> {
-            let len: usize = shape.iter().product();
-            let r = at..at + len;
-            at += len;
-            entries.push((name, shape, r.clone()));
-            r
-        };
+        let mut entries = Entries::default();
+        let mut push = |name: String, shape: Vec<usize>| entries.push(name, shape);
         let (mut conv_w, mut conv_b) = (Vec::new(), Vec::new());
         for (i, l) in shapes.layers.iter().enumerate() {
             let k = l.spec.kernel;
@@ -74,7 +68,7 @@ impl ConvEncoder {
             head_w,
             head_b,
             norm,
-            total: at,
+            total: entries.total(),
         };
         let mut params = vec![0.0f32; layout.total];
         let mut fill = |r: &Range<usize>, fan_in: usize, params: &mut [f32]| {
@@ -141,32 +135,8 @@ impl ConvEncoder {
         }
     }
 
-    fn check_input(&self, x: &ArrayView2<'_, f32>) {
-        let want: usize = self.config.input.iter().product();
-        assert_eq!(
-            x.ncols(),
-            want,
-            "x must have {want} columns (channels × height × width)"
-        );
-    }
-
     fn blocks_for(&self, rows: usize) -> Vec<(usize, usize)> {
-        let t = if self.config.threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            self.config.threads
-        };
-        let nb = t.min(rows / MIN_BLOCK_ROWS).max(1);
-        let (base, rem) = (rows / nb, rows % nb);
-        let mut at = 0;
-        (0..nb)
-            .map(|b| {
-                let r = base + usize::from(b < rem);
-                let span = (at, r);
-                at += r;
-                span
-            })
-            .collect()
+        spans(rows, self.config.threads, rows / MIN_BLOCK_ROWS)
     }
 
     fn net(&self) -> Net<'_> {
@@ -180,17 +150,6 @@ impl ConvEncoder {
             input: self.config.input,
             output_dim: self.config.output_dim,
         }
-    }
-
-    fn names_of(&self, data: &[f32]) -> Vec<NamedTensor> {
-        self.entries
-            .iter()
-            .map(|(name, shape, r)| NamedTensor {
-                name: name.clone(),
-                shape: shape.clone(),
-                data: data[r.clone()].to_vec(),
-            })
-            .collect()
     }
 }
 
@@ -209,7 +168,7 @@ impl TrainableEncoder for ConvEncoder {
 
     fn forward_train(&mut self, x: ArrayView2<'_, f32>) -> ArrayView2<'_, f32> {
         assert!(x.nrows() > 0, "x has no rows");
-        self.check_input(&x);
+        check_input(self.config.input, &x);
         let rows = x.nrows();
         let spans = self.blocks_for(rows);
         let mut blocks = std::mem::take(&mut self.blocks);
@@ -272,7 +231,7 @@ impl TrainableEncoder for ConvEncoder {
     }
 
     fn encode_f32(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        self.check_input(&x);
+        check_input(self.config.input, &x);
         let n = self.config.output_dim;
         let mut out = Array2::zeros((x.nrows(), n));
         let net = self.net();
@@ -304,35 +263,11 @@ impl TrainableEncoder for ConvEncoder {
     }
 
     fn parameters(&self) -> Vec<NamedTensor> {
-        self.names_of(&self.params)
+        self.entries.named(&self.params)
     }
 
     fn set_parameters(&mut self, tensors: &[NamedTensor]) -> Result<()> {
-        let mut seen = vec![false; self.entries.len()];
-        let mut next = self.params.clone();
-        for t in tensors {
-            let Some(i) = self.entries.iter().position(|(n, _, _)| *n == t.name) else {
-                return Err(Error::Shape(format!("unexpected tensor `{}`", t.name)));
-            };
-            if seen[i] {
-                return Err(Error::Shape(format!("tensor `{}` given twice", t.name)));
-            }
-            seen[i] = true;
-            let (_, shape, r) = &self.entries[i];
-            if *shape != t.shape || t.data.len() != r.len() {
-                return Err(Error::Shape(format!(
-                    "tensor `{}` has shape {:?}, expected {shape:?}",
-                    t.name, t.shape
-                )));
-            }
-            next[r.clone()].copy_from_slice(&t.data);
-        }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(Error::Shape(format!(
-                "tensor `{}` is missing",
-                self.entries[i].0
-            )));
-        }
+        let next = self.entries.assign(&self.params, tensors)?;
         self.params = next;
         self.repack();
         self.grad = None;
@@ -341,7 +276,7 @@ impl TrainableEncoder for ConvEncoder {
     }
 
     fn gradients(&self) -> Option<Vec<NamedTensor>> {
-        self.grad.as_ref().map(|g| self.names_of(g))
+        self.grad.as_ref().map(|g| self.entries.named(g))
     }
 
     fn update_parameters(
@@ -351,24 +286,7 @@ impl TrainableEncoder for ConvEncoder {
         let grad = self.grad.take().ok_or_else(|| {
             Error::Unsupported("an optimiser step needs a backward pass first".into())
         })?;
-        let mut values: &mut [f32] = &mut self.params;
-        let mut at = 0;
-        let mut result = Ok(());
-        for (name, shape, r) in &self.entries {
-            assert_eq!(r.start, at, "parameter layout is contiguous");
-            let (head, tail) = std::mem::take(&mut values).split_at_mut(r.len());
-            values = tail;
-            if let Err(e) = update(ParamGrad {
-                name,
-                shape,
-                value: head,
-                grad: &grad[r.clone()],
-            }) {
-                result = Err(e);
-                break;
-            }
-            at = r.end;
-        }
+        let result = self.entries.lend(&mut self.params, &grad, update);
         self.repack();
         result
     }

@@ -216,15 +216,7 @@ impl Block {
             let src = x.row(first + r);
             let src = src.as_slice().expect("observation rows are contiguous");
             let dst = &mut a0[r * c * plane..(r + 1) * c * plane];
-            for ch in 0..c {
-                let (m, inv_s) = match net.input_norm {
-                    Some((mean, std)) => (mean[ch], 1.0 / std[ch]),
-                    None => (0.0, 1.0),
-                };
-                for (p, &v) in src[ch * plane..(ch + 1) * plane].iter().enumerate() {
-                    dst[p * c + ch] = (v - m) * inv_s;
-                }
-            }
+            crate::named::to_hwc(src, dst, c, plane, net.input_norm);
         }
         // Convolutions.
         for (l, shape) in net.shapes.layers.iter().enumerate() {

@@ -44,6 +44,7 @@
 mod config;
 mod encoder;
 mod engine;
+mod named;
 mod output;
 mod resnet;
 

@@ -12,6 +12,7 @@ use crate::config::{ConvSpec, LayerShape};
 use crate::engine::{
     col2im_add, gemm, im2col, images_per_block, mat, mat_mut, pack, relu_mask, unpack_add,
 };
+use crate::named::{check_input, spans, Entries};
 use crate::output;
 use clica_core::{Error, NamedTensor, ParamGrad, Result, TrainableEncoder};
 use clica_encoders::{AdamConfig, Normalization};
@@ -138,28 +139,8 @@ impl ResNetConfig {
         if !(self.bn_eps > 0.0 && self.bn_eps.is_finite()) {
             return Err(Error::param("bn_eps", "must be finite and positive"));
         }
-        if let Some((mean, std)) = &self.input_norm {
-            if mean.len() != c || std.len() != c {
-                return Err(Error::param(
-                    "input_norm",
-                    format!(
-                        "needs one mean and one std per channel ({c}), got {} and {}",
-                        mean.len(),
-                        std.len()
-                    ),
-                ));
-            }
-            if mean.iter().chain(std).any(|v| !v.is_finite()) || std.iter().any(|&s| s <= 0.0) {
-                return Err(Error::param(
-                    "input_norm",
-                    "means must be finite and stds finite and positive",
-                ));
-            }
-        }
-        // The output layers' parameters are checked as the conv net's.
-        crate::ConvEncoderConfig::kitti([1, 64, 64], 1)
-            .with_normalization(self.normalization)
-            .validate()?;
+        crate::config::check_input_norm(self.input_norm.as_ref(), c)?;
+        crate::config::check_normalization(self.normalization)?;
         let conv = |in_c: usize, in_h: usize, in_w: usize, spec: ConvSpec| {
             let out_h = (in_h + 2 * spec.padding - spec.kernel) / spec.stride + 1;
             let out_w = (in_w + 2 * spec.padding - spec.kernel) / spec.stride + 1;
@@ -339,7 +320,7 @@ pub struct ResNetEncoder {
     head_b: Range<usize>,
     norm: Option<Range<usize>>,
     total: usize,
-    entries: Vec<(String, Vec<usize>, Range<usize>)>,
+    entries: Entries,
     params: Vec<f32>,
     packed: Vec<Vec<f32>>,
     acts: Acts,
@@ -654,15 +635,8 @@ impl ResNetEncoder {
     /// mean 0 and variance 1, linear layers uniform in ±1/√fan_in.
     pub fn new(config: ResNetConfig, rng: &mut dyn RngCore) -> Result<Self> {
         let plan = config.validate()?;
-        let mut entries = Vec::new();
-        let mut at = 0;
-        let mut push = |name: String, shape: Vec<usize>| -> Range<usize> {
-            let len: usize = shape.iter().product();
-            let r = at..at + len;
-            at += len;
-            entries.push((name, shape, r.clone()));
-            r
-        };
+        let mut entries = Entries::default();
+        let mut push = |name: String, shape: Vec<usize>| entries.push(name, shape);
         let mut names = vec![("conv1".to_string(), "bn1".to_string())];
         for b in &plan.blocks {
             names.push((format!("{}.conv1", b.name), format!("{}.bn1", b.name)));
@@ -700,7 +674,7 @@ impl ResNetEncoder {
             Normalization::LearnableSphere { .. } => Some(push("norm.radius".into(), vec![1])),
             _ => None,
         };
-        let total = at;
+        let total = entries.total();
         let mut params = vec![0.0f32; total];
         for (l, u) in plan.units.iter().zip(&units) {
             let fan_out = l.spec.out * l.spec.kernel * l.spec.kernel;
@@ -785,31 +759,7 @@ impl ResNetEncoder {
     }
 
     fn spans(&self, rows: usize) -> Vec<(usize, usize)> {
-        let t = if self.config.threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            self.config.threads
-        };
-        let nb = t.min(rows).max(1);
-        let (base, rem) = (rows / nb, rows % nb);
-        let mut at = 0;
-        (0..nb)
-            .map(|b| {
-                let r = base + usize::from(b < rem);
-                let span = (at, r);
-                at += r;
-                span
-            })
-            .collect()
-    }
-
-    fn check_input(&self, x: &ArrayView2<'_, f32>) {
-        let want: usize = self.config.input.iter().product();
-        assert_eq!(
-            x.ncols(),
-            want,
-            "x must have {want} columns (channels × height × width)"
-        );
+        spans(rows, self.config.threads, rows)
     }
 
     /// Normalises unit `u`'s convolution output in place of `a.mean`/`a.inv_std` (batch
@@ -879,15 +829,7 @@ impl ResNetEncoder {
             .for_each(|(r, dst)| {
                 let src = x.row(r);
                 let src = src.as_slice().expect("observation rows are contiguous");
-                for ch in 0..c {
-                    let (m, inv_s) = match norm {
-                        Some((mean, std)) => (mean[ch], 1.0 / std[ch]),
-                        None => (0.0, 1.0),
-                    };
-                    for (p, &v) in src[ch * plane..(ch + 1) * plane].iter().enumerate() {
-                        dst[p * c + ch] = (v - m) * inv_s;
-                    }
-                }
+                crate::named::to_hwc(src, dst, c, plane, norm);
             });
         let mut conv_bn = |this: &Self, u: usize, input: &[f32], a: &mut Acts| {
             let l = &plan.units[u];
@@ -919,12 +861,14 @@ impl ResNetEncoder {
         a.pool_arg.resize(rows * pool_len, 0);
         maxpool(&pl, &a.stem, &mut a.pool, &mut a.pool_arg);
         // Blocks.
+        // The blocks' inputs (the pool, then each block's output) are taken out of `a` so
+        // they can be read while `a` is written.
+        let pool = std::mem::take(&mut a.pool);
         let mut outs = std::mem::take(&mut a.outs);
         for (b, blk) in plan.blocks.iter().enumerate() {
             let (done, rest) = outs.split_at_mut(b);
-            let input: &[f32] = if b == 0 { &a.pool } else { &done[b - 1] };
-            let input = input.to_vec();
-            conv_bn(self, blk.c1, &input, a);
+            let input: &[f32] = if b == 0 { &pool } else { &done[b - 1] };
+            conv_bn(self, blk.c1, input, a);
             let (l1, q1) = (&plan.units[blk.c1], &self.units[blk.c1]);
             let mut a1 = std::mem::take(&mut a.a1[b]);
             resize(&mut a1, rows * l1.out_len());
@@ -944,7 +888,7 @@ impl ResNetEncoder {
             let mut shortcut = std::mem::take(&mut a.shortcut);
             let residual: &[f32] = match blk.down {
                 Some(d) => {
-                    conv_bn(self, d, &input, a);
+                    conv_bn(self, d, input, a);
                     let qd = &self.units[d];
                     resize(&mut shortcut, rows * l2.out_len());
                     bn_apply(
@@ -959,7 +903,7 @@ impl ResNetEncoder {
                     );
                     &shortcut
                 }
-                None => &input,
+                None => input,
             };
             let q2 = &self.units[blk.c2];
             let out = &mut rest[0];
@@ -977,6 +921,7 @@ impl ResNetEncoder {
             a.shortcut = shortcut;
         }
         a.outs = outs;
+        a.pool = pool;
         // Average pool, fc, LeakyReLU, head, output layer.
         let (f, p) = (plan.features, plan.final_positions);
         let last = a.outs.last().expect("at least one block");
@@ -1033,17 +978,6 @@ impl ResNetEncoder {
             );
         }
         stats
-    }
-
-    fn names_of(&self, data: &[f32]) -> Vec<NamedTensor> {
-        self.entries
-            .iter()
-            .map(|(name, shape, r)| NamedTensor {
-                name: name.clone(),
-                shape: shape.clone(),
-                data: data[r.clone()].to_vec(),
-            })
-            .collect()
     }
 }
 
@@ -1112,7 +1046,7 @@ impl TrainableEncoder for ResNetEncoder {
 
     fn forward_train(&mut self, x: ArrayView2<'_, f32>) -> ArrayView2<'_, f32> {
         assert!(x.nrows() > 0, "x has no rows");
-        self.check_input(&x);
+        check_input(self.config.input, &x);
         let mut a = std::mem::take(&mut self.acts);
         let stats = self.run_forward(x, true, &mut a);
         // Running averages, as PyTorch: r ← (1 − m) r + m · batch value.
@@ -1278,7 +1212,7 @@ impl TrainableEncoder for ResNetEncoder {
     }
 
     fn encode_f32(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
-        self.check_input(&x);
+        check_input(self.config.input, &x);
         let n = self.config.output_dim;
         let mut out = Array2::zeros((x.nrows(), n));
         let mut a = Acts::default();
@@ -1298,35 +1232,11 @@ impl TrainableEncoder for ResNetEncoder {
     }
 
     fn parameters(&self) -> Vec<NamedTensor> {
-        self.names_of(&self.params)
+        self.entries.named(&self.params)
     }
 
     fn set_parameters(&mut self, tensors: &[NamedTensor]) -> Result<()> {
-        let mut seen = vec![false; self.entries.len()];
-        let mut next = self.params.clone();
-        for t in tensors {
-            let Some(i) = self.entries.iter().position(|(n, _, _)| *n == t.name) else {
-                return Err(Error::Shape(format!("unexpected tensor `{}`", t.name)));
-            };
-            if seen[i] {
-                return Err(Error::Shape(format!("tensor `{}` given twice", t.name)));
-            }
-            seen[i] = true;
-            let (_, shape, r) = &self.entries[i];
-            if *shape != t.shape || t.data.len() != r.len() {
-                return Err(Error::Shape(format!(
-                    "tensor `{}` has shape {:?}, expected {shape:?}",
-                    t.name, t.shape
-                )));
-            }
-            next[r.clone()].copy_from_slice(&t.data);
-        }
-        if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(Error::Shape(format!(
-                "tensor `{}` is missing",
-                self.entries[i].0
-            )));
-        }
+        let next = self.entries.assign(&self.params, tensors)?;
         self.params = next;
         self.repack();
         self.grad = None;
@@ -1335,7 +1245,7 @@ impl TrainableEncoder for ResNetEncoder {
     }
 
     fn gradients(&self) -> Option<Vec<NamedTensor>> {
-        self.grad.as_ref().map(|g| self.names_of(g))
+        self.grad.as_ref().map(|g| self.entries.named(g))
     }
 
     fn update_parameters(
@@ -1345,21 +1255,7 @@ impl TrainableEncoder for ResNetEncoder {
         let grad = self.grad.take().ok_or_else(|| {
             Error::Unsupported("an optimiser step needs a backward pass first".into())
         })?;
-        let mut values: &mut [f32] = &mut self.params;
-        let mut result = Ok(());
-        for (name, shape, r) in &self.entries {
-            let (head, tail) = std::mem::take(&mut values).split_at_mut(r.len());
-            values = tail;
-            if let Err(e) = update(ParamGrad {
-                name,
-                shape,
-                value: head,
-                grad: &grad[r.clone()],
-            }) {
-                result = Err(e);
-                break;
-            }
-        }
+        let result = self.entries.lend(&mut self.params, &grad, update);
         self.repack();
         result
     }
