@@ -439,6 +439,80 @@ pub fn row_plot(r: &RowResult, out: &Path) -> String {
     )
 }
 
+/// The 3DIdent latents' names, in the renderer's order.
+const THREEDIDENT_LATENTS: [&str; 10] = [
+    "x",
+    "y",
+    "z",
+    "α",
+    "β",
+    "γ",
+    "spotlight θ",
+    "hue object",
+    "hue spotlight",
+    "hue floor",
+];
+
+/// Reads each latent's R² (%) per step from a run's `metrics.jsonl`; empty when the file
+/// holds no per-latent scores (runs written before they were recorded).
+pub fn latent_curves(dir: &Path) -> Vec<Vec<(f64, f64)>> {
+    let mut curves: Vec<Vec<(f64, f64)>> = Vec::new();
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+    for p in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<LogPoint>(l).ok())
+    {
+        let Some(per) = p.r2_per_latent else { continue };
+        if curves.len() < per.len() {
+            curves.resize(per.len(), Vec::new());
+        }
+        for (c, v) in curves.iter_mut().zip(per) {
+            if let Some(y) = pct(Some(v)) {
+                c.push((p.step as f64, y));
+            }
+        }
+    }
+    curves
+}
+
+/// The per-latent figure of a row: each latent's R² against the step, for the row's first
+/// seed; `None` when its metrics hold no per-latent scores.
+pub fn latent_plot(r: &RowResult, out: &Path) -> Option<String> {
+    let first = r.seeds.first()?;
+    let curves = latent_curves(&out.join(&first.dir));
+    if curves.is_empty() {
+        return None;
+    }
+    let named = r.spec.table == 3 && curves.len() == THREEDIDENT_LATENTS.len();
+    let series: Vec<Series> = curves
+        .into_iter()
+        .enumerate()
+        .map(|(i, points)| Series {
+            label: if named {
+                THREEDIDENT_LATENTS[i].to_string()
+            } else {
+                format!("z{}", i + 1)
+            },
+            points,
+            color: Some(i % 8),
+            dashed: i >= 8,
+        })
+        .collect();
+    Some(svg::line_plot(
+        &format!(
+            "Table {} row {}, seed {}: R² of each latent",
+            r.spec.table,
+            r.spec.label(),
+            first.seed
+        ),
+        "step",
+        "R² (%)",
+        &series,
+        &[],
+        (0.0, 100.0),
+    ))
+}
+
 fn short(s: &str) -> String {
     let s: String = s.chars().take(60).collect();
     s
@@ -659,6 +733,29 @@ mod tests {
         assert_eq!(curve(&dir, "r2"), vec![(1.0, 50.0), (2.0, 75.0)]);
         assert_eq!(curve(&dir, "mcc_pearson"), vec![(1.0, 25.0)]);
         assert!(curve(&dir.join("missing"), "r2").is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn latent_curves_follow_each_latent_and_skip_points_without_them() {
+        let dir = std::env::temp_dir().join(format!("xtask-latents-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = r#"{"step":S,"loss":2.0,"lr":0.001,"r2":0.5,"mcc":0.5,"elapsed_s":0.1"#;
+        let lines = [
+            format!("{}}}", base.replace('S', "1")),
+            format!(r#"{},"r2_per_latent":[0.25,0.5]}}"#, base.replace('S', "2")),
+            format!(
+                r#"{},"r2_per_latent":[null,0.75]}}"#,
+                base.replace('S', "3")
+            ),
+            format!(r#"{},"r2_per_latent":[0.5,"x"]}}"#, base.replace('S', "4")),
+        ];
+        std::fs::write(dir.join("metrics.jsonl"), lines.join("\n")).unwrap();
+        assert_eq!(
+            latent_curves(&dir),
+            vec![vec![(2.0, 25.0)], vec![(2.0, 50.0), (3.0, 75.0)]]
+        );
+        assert!(latent_curves(&dir.join("missing")).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -417,6 +417,16 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
                 .join(format!("plots/table{}_{}.svg", r.spec.table, r.spec.key())),
             &report::row_plot(r, &o.out),
         )?;
+        if let Some(svg) = report::latent_plot(r, &o.out) {
+            write_file(
+                &o.out.join(format!(
+                    "plots/table{}_{}_latents.svg",
+                    r.spec.table,
+                    r.spec.key()
+                )),
+                &svg,
+            )?;
+        }
     }
     let json = json!({ "meta": meta, "rows": rows });
     write_file(

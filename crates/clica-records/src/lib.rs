@@ -43,6 +43,13 @@ fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// Reads an optional list of numbers whose entries may have been written as `null` (not
+/// finite) as NaN.
+fn nans_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+    Ok(Option::<Vec<Option<f64>>>::deserialize(d)?
+        .map(|v| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()))
+}
+
 /// One logged point of a run (a line of `metrics.jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +76,14 @@ pub struct LogPoint {
     /// samples (`r2` is the average's); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r2_raw: Option<f64>,
+    /// The in-sample R² of each latent (the affine fit of all of them, scored column by
+    /// column; `r2` is their mean); absent in files written before it was recorded.
+    #[serde(
+        default,
+        deserialize_with = "nans_if_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub r2_per_latent: Option<Vec<f64>>,
 }
 
 /// Mean and sample standard deviation.

@@ -81,6 +81,7 @@ fn early_stops_omit_what_they_did_not_reach_and_nan_round_trips_as_null() {
         mcc: f64::NAN,
         elapsed_s: 0.0,
         r2_raw: None,
+        r2_per_latent: None,
     };
     let line = serde_json::to_string(&p).unwrap();
     assert!(line.contains("\"mcc\":null"), "{line}");
@@ -90,8 +91,10 @@ fn early_stops_omit_what_they_did_not_reach_and_nan_round_trips_as_null() {
         .is_nan());
     // The raw weights' R² is written only when a run averages its weights.
     assert!(!line.contains("r2_raw"), "{line}");
+    assert!(!line.contains("r2_per_latent"), "{line}");
     let both = LogPoint {
         r2_raw: Some(0.25),
+        r2_per_latent: Some(vec![0.75, 0.0]),
         ..p
     };
     let line = serde_json::to_string(&both).unwrap();
@@ -99,6 +102,12 @@ fn early_stops_omit_what_they_did_not_reach_and_nan_round_trips_as_null() {
     assert_eq!(
         serde_json::from_str::<LogPoint>(&line).unwrap().r2_raw,
         Some(0.25)
+    );
+    assert_eq!(
+        serde_json::from_str::<LogPoint>(&line)
+            .unwrap()
+            .r2_per_latent,
+        Some(vec![0.75, 0.0])
     );
     // Unknown keys and wrong types are errors, not silently dropped.
     assert!(serde_json::from_str::<Summary>(&text.replace("\"seed\"", "\"sed\"")).is_err());

@@ -103,6 +103,9 @@ struct StoredPoint {
     /// The raw weights' R² beside the averaged one's (bit pattern), with `train.ema`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r2_raw: Option<u64>,
+    /// Each latent's R² (bit patterns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r2_per_latent: Option<Vec<u64>>,
 }
 
 impl From<&LogPoint> for StoredPoint {
@@ -115,6 +118,10 @@ impl From<&LogPoint> for StoredPoint {
             mcc: p.mcc,
             elapsed_s: p.elapsed_s,
             r2_raw: p.r2_raw.map(f64::to_bits),
+            r2_per_latent: p
+                .r2_per_latent
+                .as_ref()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect()),
         }
     }
 }
@@ -129,6 +136,9 @@ impl From<StoredPoint> for LogPoint {
             mcc: p.mcc,
             elapsed_s: p.elapsed_s,
             r2_raw: p.r2_raw.map(f64::from_bits),
+            r2_per_latent: p
+                .r2_per_latent
+                .map(|v| v.into_iter().map(f64::from_bits).collect()),
         }
     }
 }

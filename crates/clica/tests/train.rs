@@ -68,6 +68,16 @@ fn contrastive_training_beats_the_identity_baseline_and_writes_results() {
             for k in ["loss", "r2", "mcc", "elapsed_s", "lr"] {
                 assert!(v[k].as_f64().unwrap().is_finite(), "{k} in {l}");
             }
+            // Each latent's R², whose mean is the logged R².
+            let per: Vec<f64> = v["r2_per_latent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(per.len(), 3, "{l}");
+            let mean = per.iter().sum::<f64>() / per.len() as f64;
+            assert!((mean - v["r2"].as_f64().unwrap()).abs() < 1e-12, "{l}");
             v["step"].as_u64().unwrap()
         })
         .collect();

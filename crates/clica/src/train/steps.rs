@@ -323,6 +323,7 @@ impl<'a> Loop<'a> {
             });
         }
         let r2 = R2InSample.score(z.view(), h.view())?;
+        let r2_per_latent = Some(clica_eval::r2_per_latent(z.view(), h.view())?);
         // MCC needs a representation at least as wide as the latents.
         let mcc = if h.ncols() >= z.ncols() {
             MccMetric(Correlation::Pearson).score(z.view(), h.view())?
@@ -337,6 +338,7 @@ impl<'a> Loop<'a> {
             mcc,
             elapsed_s: self.elapsed_s,
             r2_raw,
+            r2_per_latent,
         })
     }
 }
