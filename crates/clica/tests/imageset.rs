@@ -162,57 +162,37 @@ fn a_short_training_run_on_a_rendered_set() {
         d.join("set").display()
     );
     std::fs::write(d.join("c.toml"), cfg).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clica"))
-        .args([
-            "train",
-            "--config",
-            d.join("c.toml").to_str().unwrap(),
-            "--out",
-            d.join("run").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("run/summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(summary["status"], "completed", "{summary}");
-    assert!(
-        summary["prior"].as_str().unwrap().contains("image set"),
-        "{summary}"
-    );
+    // `clica train` on that config with `sets` overrides, into `d/out`.
+    let train = |out: &str, sets: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clica"));
+        cmd.args(["train", "--config", d.join("c.toml").to_str().unwrap()]);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        cmd.args(["--out", d.join(out).to_str().unwrap()]);
+        cmd.output().unwrap()
+    };
+    // A completed run's summary.
+    let summary = |out: &str, run: std::process::Output| -> serde_json::Value {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let text = std::fs::read_to_string(d.join(out).join("summary.json")).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(summary["status"], "completed", "{summary}");
+        summary
+    };
+    let s = summary("run", train("run", &[]));
+    assert!(s["prior"].as_str().unwrap().contains("image set"), "{s}");
     // The same run with a (narrow) ResNet-18: its batch norms' running averages are saved
     // with the weights, under torchvision's names.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clica"))
-        .args([
-            "train",
-            "--config",
-            d.join("c.toml").to_str().unwrap(),
-            "--set",
-            "encoder.kind=\"resnet18\"",
-            "--set",
-            "encoder.widths=[4, 4, 8, 8]",
-            "--out",
-            d.join("run-resnet").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let sets = ["encoder.kind=\"resnet18\"", "encoder.widths=[4, 4, 8, 8]"];
+    let s = summary("run-resnet", train("run-resnet", &sets));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("run-resnet/summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(summary["status"], "completed", "{summary}");
-    assert!(
-        summary["encoder"].as_str().unwrap().starts_with("resnet18"),
-        "{summary}"
+        s["encoder"].as_str().unwrap().starts_with("resnet18"),
+        "{s}"
     );
     let weights = std::fs::read(d.join("run-resnet/encoder.safetensors")).unwrap();
     let header = String::from_utf8_lossy(&weights[..weights.len().min(20_000)]);
@@ -221,20 +201,7 @@ fn a_short_training_run_on_a_rendered_set() {
         "{header}"
     );
     // Antithetic positives need a sampler that can mirror: refused for a fixed set.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clica"))
-        .args([
-            "train",
-            "--config",
-            d.join("c.toml").to_str().unwrap(),
-            "--set",
-            "loss.antithetic=true",
-            "--set",
-            "loss.positives=2",
-            "--out",
-            d.join("run2").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = train("run2", &["loss.antithetic=true", "loss.positives=2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("cannot mirror"),
