@@ -75,21 +75,7 @@ impl Entries {
         grad: &[f32],
         update: &mut dyn FnMut(ParamGrad<'_>) -> Result<()>,
     ) -> Result<()> {
-        let mut values = values;
-        let mut at = 0;
-        for (name, shape, r) in &self.0 {
-            assert_eq!(r.start, at, "parameter layout is contiguous");
-            let (head, tail) = std::mem::take(&mut values).split_at_mut(r.len());
-            values = tail;
-            update(ParamGrad {
-                name,
-                shape,
-                value: head,
-                grad: &grad[r.clone()],
-            })?;
-            at = r.end;
-        }
-        Ok(())
+        clica_core::lend_flat(&self.0, values, grad, update)
     }
 }
 

@@ -41,7 +41,7 @@ mod traits;
 pub use error::{Error, Result};
 pub use mirror::{Mirror, Reflection};
 pub use rng::{chunk_rng, ClicaRng, Fingerprint, RunSeed};
-pub use tensor::{NamedTensor, ParamGrad};
+pub use tensor::{lend_flat, NamedTensor, ParamGrad};
 pub use traits::{
     Encoder, Generator, LatentPrior, Metric, Observations, PairSource, Sample, TrainableEncoder,
 };

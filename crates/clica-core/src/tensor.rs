@@ -35,3 +35,28 @@ pub struct ParamGrad<'a> {
     /// d loss / d value from the last backward pass (same length).
     pub grad: &'a [f32],
 }
+
+/// Lends flat `values` and their `grad` (same length) to `update` as one [`ParamGrad`] per
+/// entry `(name, shape, range)`, in order and without allocating; stops at the first error.
+/// The entries' ranges must tile `values` contiguously from 0 (asserted).
+pub fn lend_flat(
+    entries: &[(String, Vec<usize>, std::ops::Range<usize>)],
+    mut values: &mut [f32],
+    grad: &[f32],
+    update: &mut dyn FnMut(ParamGrad<'_>) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut at = 0;
+    for (name, shape, r) in entries {
+        assert_eq!(r.start, at, "parameter layout is contiguous");
+        let (head, tail) = std::mem::take(&mut values).split_at_mut(r.len());
+        values = tail;
+        update(ParamGrad {
+            name,
+            shape,
+            value: head,
+            grad: &grad[r.clone()],
+        })?;
+        at = r.end;
+    }
+    Ok(())
+}

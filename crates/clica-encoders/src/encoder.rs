@@ -5,7 +5,7 @@ use crate::config::{Backend, EncoderConfig};
 use crate::dfdx_backend::DfdxMlp;
 use crate::native::NativeMlp;
 use crate::params::{init_params, Layout, NamedTensor};
-use clica_core::{Encoder, Error, ParamGrad, Result, TrainableEncoder};
+use clica_core::{lend_flat, Encoder, Error, ParamGrad, Result, TrainableEncoder};
 use clica_optim::{Adam, OptimizerState};
 use ndarray::{Array2, ArrayView2};
 use rand::RngCore;
@@ -161,7 +161,7 @@ impl MlpEncoder {
                     .expect("step needs a backward first (once per backward)");
                 let entries = &self.entries;
                 self.adam
-                    .step_with(lr, &mut |visit| lend(entries, values, grad, visit))
+                    .step_with(lr, &mut |visit| lend_flat(entries, values, grad, visit))
                     .expect("the parameters keep their layout");
             }
             #[cfg(feature = "dfdx")]
@@ -382,30 +382,6 @@ impl Encoder for MlpEncoder {
     }
 }
 
-/// Lends flat `values` and `grad` to `update` as one [`ParamGrad`] per entry (entries are
-/// contiguous and in order), without allocating.
-fn lend(
-    entries: &[(String, Vec<usize>, Range<usize>)],
-    mut values: &mut [f32],
-    grad: &[f32],
-    update: &mut dyn FnMut(ParamGrad<'_>) -> Result<()>,
-) -> Result<()> {
-    let mut at = 0;
-    for (name, shape, r) in entries {
-        assert_eq!(r.start, at, "parameter layout is contiguous");
-        let (head, tail) = std::mem::take(&mut values).split_at_mut(r.len());
-        values = tail;
-        update(ParamGrad {
-            name,
-            shape,
-            value: head,
-            grad: &grad[r.clone()],
-        })?;
-        at = r.end;
-    }
-    Ok(())
-}
-
 impl TrainableEncoder for MlpEncoder {
     fn input_shape(&self) -> Vec<usize> {
         vec![self.config.input_dim]
@@ -451,13 +427,13 @@ impl TrainableEncoder for MlpEncoder {
         match &mut self.inner {
             Inner::Native(m) => {
                 let (values, grad) = m.take_params_and_grad().ok_or_else(none)?;
-                lend(&self.entries, values, grad, update)
+                lend_flat(&self.entries, values, grad, update)
             }
             #[cfg(feature = "dfdx")]
             Inner::Dfdx(m) => {
                 let grad = m.grad(&self.layout).ok_or_else(none)?;
                 let mut values = m.params(&self.layout);
-                lend(&self.entries, &mut values, &grad, update)?;
+                lend_flat(&self.entries, &mut values, &grad, update)?;
                 m.set_params(&self.layout, &values);
                 Ok(())
             }
