@@ -322,8 +322,10 @@ impl<'a> Loop<'a> {
                 what: format!("the encoder output (row {r}, column {c})"),
             });
         }
-        let r2 = R2InSample.score(z.view(), h.view())?;
-        let r2_per_latent = Some(clica_eval::r2_per_latent(z.view(), h.view())?);
+        // One affine fit: its per-latent scores, and their mean (bit for bit `R2InSample`).
+        let per = clica_eval::r2_per_latent(z.view(), h.view())?;
+        let r2 = clica_eval::r2_mean(&per)?;
+        let r2_per_latent = Some(per);
         // MCC needs a representation at least as wide as the latents.
         let mcc = if h.ncols() >= z.ncols() {
             MccMetric(Correlation::Pearson).score(z.view(), h.view())?
