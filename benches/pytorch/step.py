@@ -10,7 +10,8 @@ two threads like the Rust benches:
 Kinds: the paper encoder forward + backward + Adam (`forward_backward`), its sphere and L1
 InfoNCE steps (`sphere`, `p1`), and clica's fast-protocol step on Table 1 row 1
 (`fast_symmetric`: 10n-10n-10n encoder, symmetric sphere InfoNCE). Arguments: batch sizes
-and kinds to run (default: 512 2048 6144, all kinds).
+and kinds to run (default: 512 2048 6144, all kinds). `gemm` alone times MKL's f32 GEMM of the
+paper encoder's widest layer, (2·6144 × 500) · (500 × 500), the rate its limit is stated against.
 
 Prints one JSON line per (loss, batch) with the median seconds per step.
 """
@@ -88,7 +89,25 @@ def bench(kind, b, reps):
     return statistics.median(times[1:])
 
 
+def gemm_rate(reps=15):
+    a, w = torch.randn(12288, 500), torch.randn(500, 500)
+    for _ in range(3):
+        a @ w.T
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ w.T
+        times.append(time.perf_counter() - t)
+    flop = 2 * 12288 * 500 * 500
+    return {"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(), "kind": "gemm",
+            "shape": [12288, 500, 500], "median_s": statistics.median(times), "min_s": min(times),
+            "gflops_at_median": flop / statistics.median(times) / 1e9, "gflops_at_min": flop / min(times) / 1e9}
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["gemm"]:
+        print(json.dumps(gemm_rate()), flush=True)
+        sys.exit(0)
     # Arguments: batch sizes and, optionally, kinds to run (default: all).
     batches = [int(a) for a in sys.argv[1:] if a.isdigit()] or [512, 2048, 6144]
     ONLY = {a for a in sys.argv[1:] if not a.isdigit()}
