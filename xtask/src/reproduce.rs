@@ -184,11 +184,17 @@ pub(crate) fn describe_summary(metric: &'static str) -> impl Fn(&Summary) -> Str
     move |s: &Summary| {
         let f = |x: Option<f64>| report::pct(x).map_or("?".into(), |p| format!("{p:.2}"));
         let name = if metric == "r2" { "R²" } else { "MCC" };
+        let identity = |m: &str| f(s.identity.as_ref().and_then(|i| i.get(m)));
         let mut t = format!(
             "{name} {} (identity {}",
             f(report::mean_of(s.contrastive.as_ref(), metric)),
-            f(s.identity.as_ref().and_then(|i| i.get(metric)))
+            identity(metric)
         );
+        if metric == "r2" {
+            // An affine fit on at least as many inputs as samples (pixels) interpolates, so the
+            // in-sample identity R² is 1 there; the held-out one says what the data give.
+            let _ = write!(t, " in-sample, {} held-out", identity("r2_held_out"));
+        }
         if s.supervised.is_some() {
             let _ = write!(
                 t,
@@ -465,6 +471,29 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_lines_give_the_held_out_identity_r2_beside_the_in_sample_one() {
+        let s: Summary = serde_json::from_str(
+            r#"{"status": "completed", "seed": 0, "generator_fingerprint": "ab", "steps": 10,
+            "versions": {"clica": "0.1.0"},
+            "identity": {"r2": 1.0, "r2_held_out": 0.1666, "mcc_pearson": 0.3255,
+                         "mcc_spearman": 0.2879, "assignment": [0]},
+            "contrastive": {"r2": {"mean": 0.7352, "std": 0.001},
+                            "r2_held_out": {"mean": 0.7324, "std": 0.002},
+                            "mcc_pearson": {"mean": 0.7428, "std": 0.002},
+                            "mcc_spearman": {"mean": 0.7445, "std": 0.002}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            describe_summary("r2")(&s),
+            "R² 73.52 (identity 100.00 in-sample, 16.66 held-out)"
+        );
+        assert_eq!(
+            describe_summary("mcc_pearson")(&s),
+            "MCC 74.28 (identity 32.55)"
+        );
+    }
 
     #[test]
     fn run_arguments_layer_row_protocol_fast_overrides_seed_then_user() {
