@@ -37,6 +37,11 @@ pub struct RowSpec {
     /// The paper's supervised baseline in %, where given.
     #[serde(default)]
     pub paper_supervised: Option<f64>,
+    /// The paper's contrastive R² in %, for a row of an MCC table where the paper gives one
+    /// beside the MCC (Table 3): the report then shows clica's R² beside its MCC, so a reader
+    /// sees the pattern the paper's controls are about (R² high, MCC lower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper_r2: Option<f64>,
     /// How the row is checked.
     pub check: Check,
     /// `--set` overrides used under the fast protocol only.
@@ -233,6 +238,11 @@ impl Manifest {
             if r.own_protocol && !r.fast.is_empty() {
                 return Err(format!(
                     "{id}: a row with its own protocol takes no `fast` overrides"
+                ));
+            }
+            if r.paper_r2.is_some() && r.table == 1 {
+                return Err(format!(
+                    "{id}: `paper_r2` is for the MCC tables (Table 1's score is R² already)"
                 ));
             }
             if !seen.insert((r.table, r.row, r.variant.clone())) {
@@ -439,6 +449,10 @@ layers = [1]
             ("{ wthin = 1.0 }", "unknown field"),
             ("{ not_below = 1.0 }", "`than` goes with"),
             ("{ within = 1.0, than = 1 }", "`than` goes with"),
+            (
+                "{ within = 1.0 }\npaper_r2 = 99.0",
+                "`paper_r2` is for the MCC tables",
+            ),
         ] {
             let p = dir.join("m.toml");
             std::fs::write(&p, base.replace("CHECK", check)).unwrap();

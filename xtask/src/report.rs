@@ -66,6 +66,9 @@ pub struct SeedResult {
     pub contrastive_r2_held_out: Option<f64>,
     /// Contrastive MCC (Pearson), %.
     pub contrastive_mcc: Option<f64>,
+    /// Contrastive in-sample R², %, beside the MCC of a row whose spec gives `paper_r2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrastive_r2: Option<f64>,
     /// Contrastive training seconds.
     pub train_seconds: Option<f64>,
     /// Wall time of the whole `clica` process (all phases), when xtask ran it.
@@ -91,6 +94,9 @@ pub struct RowResult {
     pub contrastive: Option<Band>,
     /// Contrastive MCC (Pearson) over seeds, % (the table's score in Table 2).
     pub contrastive_mcc: Option<Band>,
+    /// Contrastive in-sample R² over seeds, %, where the spec gives `paper_r2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contrastive_r2: Option<Band>,
     /// The band check.
     pub verdict: Verdict,
 }
@@ -134,6 +140,7 @@ pub fn seed_result(
         contrastive: None,
         contrastive_r2_held_out: None,
         contrastive_mcc: None,
+        contrastive_r2: None,
         train_seconds: None,
         run_seconds: crate::runner::run_seconds(dir),
         error: None,
@@ -154,6 +161,22 @@ pub fn seed_result(
     r
 }
 
+/// [`seed_result`] for a row of the manifest: with the contrastive R² beside the table's
+/// score where the row gives the paper's R² (`paper_r2`).
+pub fn seed_result_for(
+    spec: &RowSpec,
+    seed: u64,
+    out: &Path,
+    dir: &Path,
+    summary: Result<&Summary, &str>,
+) -> SeedResult {
+    let mut r = seed_result(spec.table, seed, out, dir, summary);
+    if let (Some(_), Ok(s)) = (spec.paper_r2, summary) {
+        r.contrastive_r2 = pct(mean_of(s.contrastive.as_ref(), "r2"));
+    }
+    r
+}
+
 /// Aggregates rows and applies the band checks (a control is judged against the row named by
 /// its `than`, when that row is in `rows`).
 pub fn aggregate(rows: Vec<(RowSpec, Vec<SeedResult>)>) -> Vec<RowResult> {
@@ -169,6 +192,7 @@ pub fn aggregate(rows: Vec<(RowSpec, Vec<SeedResult>)>) -> Vec<RowResult> {
                 supervised: col(|s| s.supervised),
                 contrastive: col(|s| s.contrastive),
                 contrastive_mcc: col(|s| s.contrastive_mcc),
+                contrastive_r2: col(|s| s.contrastive_r2),
                 seeds,
                 spec,
                 verdict: Verdict::NotApplicable,
@@ -231,18 +255,33 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
         "Columns: clica's mean ± std over seeds, the paper's figure in brackets where it gives one. \
          Check: the band from `configs/reproduce.toml`.\n"
     );
+    // The contrastive R² beside the MCC, where the paper gives one (Table 3).
+    let r2_column = table != 1
+        && rows
+            .iter()
+            .any(|r| r.spec.table == table && r.spec.paper_r2.is_some());
+    let (r2_head, r2_rule) = if r2_column {
+        (" contrastive R² (paper) |", "---|")
+    } else {
+        ("", "")
+    };
     let _ = writeln!(
         md,
-        "| row | setting | identity (paper) | supervised (paper) | contrastive | paper | ours − paper | check | band |"
+        "| row | setting | identity (paper) | supervised (paper) | contrastive |{r2_head} paper | ours − paper | check | band |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|{r2_rule}---|---|---|---|");
     for r in rows
         .iter()
         .filter(|r| r.spec.table == table && r.spec.variant.is_none())
     {
+        let r2_cell = if r2_column {
+            format!(" {} |", paper_cell(r.contrastive_r2, r.spec.paper_r2))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | **{}** |{r2_cell} {} | {} | {} | {} |",
             r.spec.row,
             r.spec.setting,
             paper_cell(r.identity, r.spec.paper_identity),
@@ -310,6 +349,15 @@ pub fn table_markdown(table: u8, rows: &[RowResult], header: &str) -> String {
             s.mean - c.mean,
             r.spec.paper_text
         );
+        if let (Some(a), Some(b)) = (r.contrastive_r2, sib.and_then(|o| o.contrastive_r2)) {
+            let _ = writeln!(
+                md,
+                "Its R²: {} against {} for row {t} (the paper: {}).",
+                Band::text(Some(a)),
+                Band::text(Some(b)),
+                r.spec.paper_r2.map_or("–".into(), |p| format!("≈ {p}"))
+            );
+        }
         if let Some([lo, hi]) = r.spec.mcc_band {
             let per_seed = |x: &RowResult| {
                 x.seeds
@@ -557,6 +605,7 @@ mod tests {
             paper_text: paper.map_or("lower".into(), |p| p.to_string()),
             paper_identity: None,
             paper_supervised: None,
+            paper_r2: None,
             check,
             fast: vec![],
             variant: None,
@@ -655,6 +704,62 @@ mod tests {
                 .count()
                 == 1
         );
+    }
+
+    #[test]
+    fn mcc_tables_show_the_contrastive_r2_beside_the_mcc_where_the_paper_gives_one() {
+        let within = Check {
+            within: Some(2.0),
+            ..Check::default()
+        };
+        let d = Path::new("/nonexistent");
+        let mut with_r2 = spec(3, 1, Some(98.31), within.clone());
+        with_r2.paper_r2 = Some(96.7);
+        let s = summary_mcc(0.7352, 0.7428);
+        let r = seed_result_for(&with_r2, 0, d, d, Ok(&s));
+        assert_eq!(r.contrastive_r2, Some(73.52));
+        // A row without the paper's R² (every row of Tables 1 and 2) records none.
+        let plain = spec(3, 2, Some(55.0), within);
+        assert_eq!(
+            seed_result_for(&plain, 0, d, d, Ok(&s)).contrastive_r2,
+            None
+        );
+        let out = aggregate(vec![
+            (with_r2.clone(), vec![r.clone()]),
+            (
+                plain.clone(),
+                vec![seed_result_for(&plain, 0, d, d, Ok(&s))],
+            ),
+        ]);
+        let md = table_markdown(3, &out, "h");
+        assert!(
+            md.contains("| contrastive | contrastive R² (paper) | paper |"),
+            "{md}"
+        );
+        assert!(md.contains("| **74.28** | 73.52 (96.70) | 98.31 |"), "{md}");
+        assert!(md.contains("| **74.28** | – | 55 |"), "{md}");
+        // A control with R² on both sides names both.
+        let mut control = spec(
+            3,
+            2,
+            Some(55.0),
+            Check {
+                below: Some(20.0),
+                than: Some(1),
+                ..Check::default()
+            },
+        );
+        control.paper_r2 = Some(96.4);
+        let c = seed_result_for(&control, 0, d, d, Ok(&summary_mcc(0.7071, 0.5001)));
+        let both = aggregate(vec![(with_r2, vec![r]), (control, vec![c])]);
+        let md2 = table_markdown(3, &both, "h");
+        assert!(
+            md2.contains("Its R²: 70.71 against 73.52 for row 1 (the paper: ≈ 96.4)."),
+            "{md2}"
+        );
+        // Without any such row the table keeps its columns.
+        let md1 = table_markdown(3, &out[1..], "h");
+        assert!(md1.contains("| contrastive | paper |"), "{md1}");
     }
 
     #[test]
@@ -784,7 +889,7 @@ mod tests {
                     let dir = out.join(s["dir"].as_str().unwrap());
                     let summary = crate::runner::read_completed(&dir).unwrap();
                     let seed = s["seed"].as_u64().unwrap();
-                    let r = seed_result(spec.table, seed, &out, &dir, Ok(&summary));
+                    let r = seed_result_for(&spec, seed, &out, &dir, Ok(&summary));
                     assert_eq!(&as_read(&r), s, "{}", dir.display());
                     r
                 })

@@ -391,9 +391,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
                 Outcome::Done { summary, .. } => Ok(&**summary),
                 Outcome::Failed(e) => Err(e.as_str()),
             };
-            seed_results.push(report::seed_result(
-                r.table, seed, &o.out, &job.dir, summary,
-            ));
+            seed_results.push(report::seed_result_for(r, seed, &o.out, &job.dir, summary));
         }
         rows.push((r.clone(), seed_results));
     }
