@@ -29,8 +29,8 @@
 //! Z_k at B = 8,192 for f32, below its rounding.
 
 use super::{
-    finish_row, group_sums, logits_from, sum_lanes, InfoNceSpec, LossAndGrads, Packed, Term, GROUP,
-    LANES,
+    finish_row, group_sums, logits_from, prefetch, sum_lanes, InfoNceSpec, LossAndGrads, Packed,
+    Term, GROUP, LANES,
 };
 use crate::Real;
 use rayon::prelude::*;
@@ -241,6 +241,15 @@ fn pass_b_body<F: Real, K: Term<F>>(
             zj: inv_z[earlier * TILE..(earlier + 1) * TILE]
                 .try_into()
                 .expect("TILE-wide slice"),
+            next: if earlier + 1 < blk {
+                (
+                    &cx.a[lay.offsets[earlier + 1]..lay.offsets[earlier + 2]],
+                    lay.len(earlier + 1),
+                    first_col - (earlier + 1) * TILE,
+                )
+            } else {
+                (&[], 0, 0)
+            },
         };
         let j0 = earlier * TILE;
         let mut l = 0;
@@ -284,8 +293,20 @@ fn pass_b_body<F: Real, K: Term<F>>(
             let zk = inv_z[first_col + r0 + q];
             let seg = &own[(r0 + q) * len..(r0 + q + 1) * len];
             let coef = &mut scratch.coef[q * len..(q + 1) * len];
-            for ((c, &e), &zj) in coef.iter_mut().zip(seg).zip(&inv_z[first_col..]) {
-                *c = e * (zk + zj);
+            // The same row of the next group, line by line, comes in while
+            // this one is read (the rows are pages long: the prefetchers stop at each page).
+            let ahead = (r0 + q + ROWS) * len;
+            let line = 64 / std::mem::size_of::<F>();
+            for (i, ((c, e), zj)) in coef
+                .chunks_mut(line)
+                .zip(seg.chunks(line))
+                .zip(inv_z[first_col..].chunks(line))
+                .enumerate()
+            {
+                prefetch(own, ahead + i * line);
+                for ((c, &e), &zj) in c.iter_mut().zip(e).zip(zj) {
+                    *c = e * (zk + zj);
+                }
             }
         }
         for l in 0..d {
@@ -370,6 +391,9 @@ struct Tile<'a, F> {
     zk: &'a [F; TILE],
     /// 1/Z_j of the earlier block's rows.
     zj: &'a [F; TILE],
+    /// The next earlier tile's rows, stride and offset (empty for the last): prefetched row
+    /// by row while this tile's coefficients are formed.
+    next: (&'a [F], usize, usize),
 }
 
 /// Defines `$name`, which adds one earlier tile's contribution to the column accumulators of
@@ -397,6 +421,11 @@ macro_rules! col_group {
             for (rj, wr) in w.chunks_exact_mut(TILE).enumerate() {
                 let wr: &mut [F; TILE] = wr.try_into().expect("TILE-wide slice");
                 let wv: [F; TILE] = if COMPUTE {
+                    let (next, stride, off) = tile.next;
+                    let ahead = rj * stride + off;
+                    prefetch(next, ahead);
+                    prefetch(next, ahead + TILE / 2);
+                    prefetch(next, ahead + TILE - 1);
                     let at = rj * tile.stride + tile.off;
                     let e: [F; TILE] = tile.rows[at..at + TILE]
                         .try_into()

@@ -279,6 +279,23 @@ fn sum_exp_lanes<F: Real>(s: &[F], m: F) -> F {
     sum_lanes(&acc)
 }
 
+/// Asks the CPU to bring the cache line holding `s[at]` into L1 ahead of its use (nothing
+/// when `at` is out of range or on other architectures). It changes no result: the kernels
+/// use it where they read the triangle buffer with a stride the hardware prefetchers do not
+/// follow (rows of 32 floats a page or more apart).
+#[inline(always)]
+pub(crate) fn prefetch<F>(s: &[F], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = s.get(at) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        // SAFETY: a prefetch is a hint that never faults, here for the address of a live
+        // element; SSE, which it needs, is part of every x86_64 target.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>((x as *const F).cast::<i8>()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, at);
+}
+
 #[inline(always)]
 fn sum_lanes<F: Real>(acc: &[F; LANES]) -> F {
     // Pairwise tree in a fixed order. (Written with a literal list of widths: a `while` loop
