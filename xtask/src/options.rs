@@ -17,7 +17,7 @@ options (both):
   --print-commands   print one `clica train` command per run and exit (for a batch scheduler)
 reproduce only:
   --table 1|2|3      only this table (repeatable or comma-separated); Table 3 (3DIdent-like
-                     images, 23-55 min per run on 2 cores) runs only when named
+                     images, 28-41 min per run on 2 cores) runs only when named
   --rows 1,5         only these rows
   --quick            one seed, the first row of each table (the README's main job)
 ablation only:
