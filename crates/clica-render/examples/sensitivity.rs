@@ -15,23 +15,9 @@
 //! cargo run --release -p clica-render --example sensitivity -- [n] [size] [delta] [supersample] [probe_n]
 //! ```
 use clica_core::RunSeed;
-use clica_render::{RenderConfig, Renderer, N_LATENTS};
+use clica_render::{RenderConfig, Renderer, LATENT_NAMES as NAMES, N_LATENTS};
 use ndarray::Array2;
 use rand::Rng;
-
-/// Names of the raw latents, in the reference's order.
-const NAMES: [&str; N_LATENTS] = [
-    "x",
-    "y",
-    "z",
-    "alpha",
-    "beta",
-    "gamma",
-    "spot",
-    "hue_obj",
-    "hue_spot",
-    "hue_floor",
-];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          (% of 255) and % of pixels changed by more than 2/255"
     );
     let (rms, frac) = compare(&ref_img, &moved, len);
-    println!("{:<10} {rms:>7.3} {frac:>7.2}", "(another)");
+    println!("{:<14} {rms:>7.3} {frac:>7.2}", "(another)");
     for i in 0..N_LATENTS {
         let mut z = base.clone();
         for mut row in z.rows_mut() {
@@ -79,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         renderer.render_batch(z.view(), &mut moved)?;
         let (rms, frac) = compare(&ref_img, &moved, len);
-        println!("{:<10} {rms:>7.3} {frac:>7.2}", NAMES[i]);
+        println!("{:<14} {rms:>7.3} {frac:>7.2}", NAMES[i]);
     }
     if probe_n > 0 {
         probe(&renderer, &mut rng, probe_n, size)?;
@@ -122,7 +108,7 @@ fn probe(
         "linear probe, {n} images at 16x16x3 block means, fit on {half}, held-out R² per latent:"
     );
     for (name, v) in NAMES.iter().zip(&r2) {
-        println!("{name:<10} {v:>7.3}");
+        println!("{name:<14} {v:>7.3}");
     }
     Ok(())
 }
