@@ -12,7 +12,7 @@
 //! the pixels already finds is one a conv net picks up early; one it cannot is not.
 //!
 //! ```sh
-//! cargo run --release -p clica-render --example sensitivity -- [n] [size] [delta] [supersample] [probe_n]
+//! cargo run --release -p clica --example render_sensitivity -- [n] [size] [delta] [supersample] [probe_n]
 //! ```
 use clica_core::RunSeed;
 use clica_render::{RenderConfig, Renderer, LATENT_NAMES as NAMES, N_LATENTS};
