@@ -279,10 +279,11 @@ fn sum_exp_lanes<F: Real>(s: &[F], m: F) -> F {
     sum_lanes(&acc)
 }
 
-/// Asks the CPU to bring the cache line holding `s[at]` into L1 ahead of its use (nothing
-/// when `at` is out of range or on other architectures). It changes no result: the kernels
-/// use it where they read the triangle buffer with a stride the hardware prefetchers do not
-/// follow (rows of 32 floats a page or more apart).
+/// Asks the CPU to bring the cache line holding `s[at]` into L2 ahead of its use (nothing
+/// when `at` is out of range or on other architectures; L2, not L1, so that the lines do not
+/// evict what the inner loops are reading). It changes no result: the kernels use it where
+/// they read the triangle buffer with a stride the hardware prefetchers do not follow (rows
+/// of 32 floats a page or more apart).
 #[inline(always)]
 pub(crate) fn prefetch<F>(s: &[F], at: usize) {
     #[cfg(target_arch = "x86_64")]
