@@ -90,6 +90,20 @@ impl ConvEncoderConfig {
         }
     }
 
+    /// Prepends one 3 × 3 convolution of stride 1 and padding 1 (the image's side kept) per
+    /// entry of `channels`, each with that many output channels and a ReLU: an encoder that
+    /// keeps full resolution for its first layers. `with_stem(&[])` changes nothing.
+    pub fn with_stem(mut self, channels: &[usize]) -> Self {
+        let stem = channels.iter().map(|&out| ConvSpec {
+            out,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        });
+        self.convs.splice(0..0, stem);
+        self
+    }
+
     /// Sets the output layer.
     pub fn with_normalization(mut self, n: Normalization) -> Self {
         self.normalization = n;

@@ -421,6 +421,11 @@ pub struct ConvEncoderSection {
     /// Default 256 (the KITTI net); written only when it differs.
     #[serde(skip_serializing_if = "is_kitti_features")]
     pub features: usize,
+    /// Output channels of 3 × 3 convolutions of stride 1 (padding 1) run at full resolution
+    /// before the halvings, one per entry: an encoder that keeps the image's resolution
+    /// longer. Default `[]` (the KITTI net); written only when set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stem: Vec<usize>,
 }
 
 const KITTI_CHANNELS: [usize; 4] = [32, 32, 64, 64];
@@ -441,6 +446,7 @@ impl Default for ConvEncoderSection {
             input_norm: InputNorm::Data,
             channels: KITTI_CHANNELS.to_vec(),
             features: KITTI_FEATURES,
+            stem: Vec::new(),
         }
     }
 }
@@ -590,8 +596,15 @@ impl EncoderSection {
                 if c.features == 0 {
                     return Err(clica_core::Error::param("features", "must be at least 1"));
                 }
+                if c.stem.contains(&0) {
+                    return Err(clica_core::Error::param(
+                        "stem",
+                        format!("every width must be at least 1, got {:?}", c.stem),
+                    ));
+                }
                 let config =
                     clica_conv::ConvEncoderConfig::strided([ch, h, w], &c.channels, c.features, n)
+                        .with_stem(&c.stem)
                         .with_normalization(c.normalization);
                 config.validate()?;
                 Ok(EncoderChoice::Conv {

@@ -892,6 +892,41 @@ fn the_renderer_and_the_conv_encoder_are_configured_by_kind() {
         written.contains("channels = [") && written.contains("features = 512"),
         "{written}"
     );
+    // A stem of stride-1 convolutions runs at full resolution before the halvings.
+    let stem = parse(&text, &["encoder.stem=[16, 8]"]).unwrap();
+    match stem.validate().unwrap().encoder {
+        EncoderChoice::Conv { config, .. } => {
+            let outs: Vec<(usize, usize, usize, usize)> = config
+                .convs
+                .iter()
+                .map(|c| (c.out, c.kernel, c.stride, c.padding))
+                .collect();
+            assert_eq!(
+                outs,
+                [
+                    (16, 3, 1, 1),
+                    (8, 3, 1, 1),
+                    (32, 4, 2, 1),
+                    (32, 4, 2, 1),
+                    (64, 4, 2, 1),
+                    (64, 4, 2, 1),
+                    (256, 4, 1, 0)
+                ]
+            );
+            let shapes = config.validate().unwrap();
+            assert_eq!((shapes.layers[1].out_h, shapes.layers[1].out_w), (64, 64));
+            assert_eq!(shapes.layers[1].in_c, 16);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!cfg.to_toml().contains("stem"));
+    let written = stem.to_toml();
+    assert!(
+        written.contains("stem = [") && written.contains("16,\n    8,"),
+        "{written}"
+    );
+    let e = err(&text, &["encoder.stem=[16, 0]"]);
+    assert!(e.contains("encoder.stem"), "{e}");
     let e = err(&text, &["encoder.channels=[32, 0]"]);
     assert!(e.contains("encoder.channels"), "{e}");
     let e = err(&text, &["encoder.features=0"]);
