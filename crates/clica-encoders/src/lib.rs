@@ -99,3 +99,16 @@ pub fn safetensors_bytes(
 ) -> clica_core::Result<Vec<u8>> {
     io::serialize(tensors, metadata)
 }
+
+/// Parses safetensors bytes (as [`safetensors_bytes`] writes them, e.g. a run's
+/// `encoder.safetensors`) into `f32` tensors in file order and the header metadata; load
+/// them into an encoder with `TrainableEncoder::set_parameters`.
+///
+/// # Errors
+/// [`clica_core::Error::InvalidParameter`] (`safetensors`) if the bytes are not a valid
+/// safetensors file or a tensor is not `f32`.
+pub fn read_safetensors(
+    bytes: &[u8],
+) -> clica_core::Result<(Vec<NamedTensor>, std::collections::HashMap<String, String>)> {
+    io::deserialize(bytes)
+}

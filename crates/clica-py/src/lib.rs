@@ -12,7 +12,9 @@
 //! * `clica.train(config, out, overrides)` / `clica.resume(dir)` — `clica train`, Ctrl-C
 //!   stopping it cleanly with a checkpoint;
 //! * `clica.Data(config).batches()` — the `(x, x_tilde, z)` batches of a configuration's
-//!   data-generating process, for encoders trained in Python.
+//!   data-generating process, for encoders trained in Python;
+//! * `clica.Encoder(run).encode(x)` — a finished run's encoder applied to new observations
+//!   (`clica encode`).
 //!
 //! Inputs may be float32 or float64 in any memory order; float64 arrays are read where they
 //! lie, except that the scores copy arrays not in C order first (their last bits depend on
@@ -46,6 +48,7 @@
 mod arrays;
 mod config;
 mod data;
+mod encoder;
 mod errors;
 mod mixing;
 mod prior;
@@ -126,6 +129,7 @@ fn _clica(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mixing::Mixing>()?;
     m.add_class::<data::Data>()?;
     m.add_class::<data::Batches>()?;
+    m.add_class::<encoder::Encoder>()?;
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add_function(wrap_pyfunction!(train::resume, m)?)?;
     m.add_function(wrap_pyfunction!(_time_evaluate, m)?)?;

@@ -1,4 +1,5 @@
-//! The `clica` command line: `sample`, `mix`, `baseline`, `eval`, `train` and `render`.
+//! The `clica` command line: `sample`, `mix`, `baseline`, `eval`, `train`, `encode` and
+//! `render`.
 //!
 //! Every verb validates its input before doing work and fails with one line naming the
 //! problem; results go to files (`.npy`, JSON) or to stdout as one JSON object.
@@ -46,6 +47,30 @@ pub enum Command {
     Eval(EvalArgs),
     /// Render 3DIdent-like images (clica's own renderer of the paper's teapot scene) in the reference's layout: DIR/images/{i}.png, DIR/raw_latents.npy, DIR/latents.npy, DIR/meta.json.
     Render(RenderArgs),
+    /// Apply a finished run's encoder to new observations: --x X.npy (rows of observations) or --images DIR (a set in the reference layout, scored against its raw_latents.npy); writes the representation as .npy.
+    Encode(EncodeArgs),
+}
+
+/// Arguments of `clica encode`.
+#[derive(Debug, clap::Args)]
+pub struct EncodeArgs {
+    /// The run folder (written by `clica train`: config.toml and encoder.safetensors).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Observations (.npy, N × the encoder's input size, f32 or f64; images channel-first
+    /// with values in [0, 1]).
+    #[arg(long, conflicts_with = "images", required_unless_present = "images")]
+    pub x: Option<PathBuf>,
+    /// An image set in the reference layout (images/{i}.png, raw_latents.npy), resized to the
+    /// encoder's input side when larger; the representation is scored against its latents.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Where to write the representation (.npy, N × the encoder's output size, f64).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Observations per forward pass (bounds the memory of image encoders).
+    #[arg(long, default_value_t = 512)]
+    pub batch: usize,
 }
 
 /// Arguments of `clica render`.
@@ -222,6 +247,7 @@ where
         Command::Baseline(a) => baseline(&a),
         Command::Train(a) => train(&a),
         Command::Render(a) => render(&a),
+        Command::Encode(a) => encode(&a),
     }
 }
 
@@ -324,6 +350,53 @@ fn render(a: &RenderArgs) -> Result<()> {
         a.out.display(),
         s = a.size
     );
+    Ok(())
+}
+
+fn encode(a: &EncodeArgs) -> Result<()> {
+    if a.batch == 0 {
+        bail!("invalid parameter `batch`: must be at least 1");
+    }
+    let started = std::time::Instant::now();
+    let enc = crate::encode::TrainedEncoder::load(&a.run)?;
+    let (z_hat, latents) = match (&a.x, &a.images) {
+        (Some(path), _) => {
+            let x = npy::read_f64_2d(path)?.mapv(|v| v as f32);
+            let h = enc
+                .encode(x.view(), a.batch)
+                .with_context(|| path.display().to_string())?;
+            (h, None)
+        }
+        (None, Some(root)) => {
+            let (h, z) = enc.encode_image_set(root, a.batch)?;
+            (h, Some(z))
+        }
+        (None, None) => bail!("give --x or --images"),
+    };
+    let z_hat = z_hat.mapv(f64::from);
+    npy::write_f64_2d(&a.out, z_hat.view())?;
+    let mut out = json!({
+        "command": "encode",
+        "clica_version": env!("CARGO_PKG_VERSION"),
+        "run": a.run,
+        "encoder": enc.describe(),
+        "generator_fingerprint": enc.fingerprint(),
+        "input": a.x.as_ref().or(a.images.as_ref()),
+        "shape": [z_hat.nrows(), z_hat.ncols()],
+        "out": a.out,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    if let (Some(z), Some(root)) = (latents, &a.images) {
+        let name = root.join("raw_latents.npy").display().to_string();
+        let scores = eval_scores(&name, z.view(), &a.out.display().to_string(), z_hat.view())?;
+        out["scores"] = json!({
+            "r2": scores.r2,
+            "r2_held_out": scores.r2_held_out,
+            "mcc_pearson": scores.mcc.as_ref().map(|(p, _)| p.score),
+            "mcc_spearman": scores.mcc.as_ref().map(|(_, s)| s.score),
+        });
+    }
+    println!("{out}");
     Ok(())
 }
 

@@ -322,6 +322,19 @@ impl ImageSet {
             .expect("a set holds at least 2 images")
     }
 
+    /// Every image as a row of channel-first values in [0, 1] (what encoders take).
+    pub fn observations(&self) -> Array2<f32> {
+        let len = 3 * self.side * self.side;
+        let mut x = Array2::<f32>::zeros((self.len(), len));
+        for (i, mut row) in x.rows_mut().into_iter().enumerate() {
+            let out = row
+                .as_slice_mut()
+                .expect("a fresh array's rows are contiguous");
+            self.write_chw(i, out);
+        }
+        x
+    }
+
     /// Writes image `i` as channel-first values in [0, 1] into `out`.
     fn write_chw(&self, i: usize, out: &mut [f32]) {
         let plane = self.side * self.side;

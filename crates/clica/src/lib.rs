@@ -39,6 +39,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod encode;
 mod error;
 pub mod images;
 pub mod imageset;

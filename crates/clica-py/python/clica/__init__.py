@@ -17,6 +17,7 @@ seed, because the same Rust code computes them.
 from ._clica import (
     Batches,
     Data,
+    Encoder,
     Mixing,
     Prior,
     __version__,
@@ -31,6 +32,7 @@ from ._clica import (
 __all__ = [
     "Batches",
     "Data",
+    "Encoder",
     "Mixing",
     "Prior",
     "__version__",
