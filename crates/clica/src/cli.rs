@@ -375,6 +375,14 @@ fn encode(a: &EncodeArgs) -> Result<()> {
     };
     let z_hat = z_hat.mapv(f64::from);
     npy::write_f64_2d(&a.out, z_hat.view())?;
+    eprintln!(
+        "wrote {} × {} to {} ({:.1} s; the encoder of {})",
+        z_hat.nrows(),
+        z_hat.ncols(),
+        a.out.display(),
+        started.elapsed().as_secs_f64(),
+        a.run.display()
+    );
     let mut out = json!({
         "command": "encode",
         "clica_version": env!("CARGO_PKG_VERSION"),
