@@ -39,6 +39,9 @@ fn data_err(path: &Path, what: impl std::fmt::Display) -> Error {
 
 impl TrainedEncoder {
     /// Rebuilds the encoder of the run in `dir` (its `config.toml` and `encoder.safetensors`).
+    /// The run's data source is rebuilt too (its fingerprint is checked, and the input
+    /// normalisation is drawn from it): cheap for the latent pipeline and the renderer, a
+    /// second read of the whole set for a run on an image set (`data.kind = "image_set"`).
     ///
     /// # Errors
     /// [`Error::Data`] naming the file when `dir` is not a finished run folder (no
