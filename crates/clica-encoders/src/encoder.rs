@@ -306,14 +306,7 @@ impl MlpEncoder {
     ///   names the tensor, both shapes, and the architecture the file was saved from when
     ///   recorded).
     pub fn load_safetensors(&mut self, bytes: &[u8]) -> Result<()> {
-        let (tensors, meta) = crate::io::deserialize(bytes)?;
-        self.set_parameters(&tensors)
-            .map_err(|e| match (e, meta.get("clica.architecture")) {
-                (Error::Shape(msg), Some(arch)) => {
-                    Error::Shape(format!("{msg} (the file was saved from `{arch}`)"))
-                }
-                (e, _) => e,
-            })
+        crate::io::load(bytes, |t| self.set_parameters(t))
     }
 
     /// Writes [`to_safetensors`](Self::to_safetensors) to `path`.

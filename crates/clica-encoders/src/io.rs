@@ -92,3 +92,19 @@ pub(crate) fn deserialize(bytes: &[u8]) -> Result<(Vec<NamedTensor>, HashMap<Str
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
+
+/// Parses safetensors bytes and hands the tensors to `set` (an encoder's
+/// `set_parameters`); a shape mismatch names the architecture the file was saved from when
+/// its metadata records one (`clica.architecture`).
+///
+/// # Errors
+/// As [`deserialize`], and `set`'s own errors.
+pub(crate) fn load(bytes: &[u8], set: impl FnOnce(&[NamedTensor]) -> Result<()>) -> Result<()> {
+    let (tensors, meta) = deserialize(bytes)?;
+    set(&tensors).map_err(|e| match (e, meta.get("clica.architecture")) {
+        (Error::Shape(msg), Some(arch)) => {
+            Error::Shape(format!("{msg} (the file was saved from `{arch}`)"))
+        }
+        (e, _) => e,
+    })
+}

@@ -100,15 +100,17 @@ pub fn safetensors_bytes(
     io::serialize(tensors, metadata)
 }
 
-/// Parses safetensors bytes (as [`safetensors_bytes`] writes them, e.g. a run's
-/// `encoder.safetensors`) into `f32` tensors in file order and the header metadata; load
-/// them into an encoder with `TrainableEncoder::set_parameters`.
+/// Loads safetensors bytes (as [`safetensors_bytes`] writes them, e.g. a run's
+/// `encoder.safetensors`) into any encoder through `TrainableEncoder::set_parameters`, as
+/// [`MlpEncoder::load_safetensors`] does for the MLP.
 ///
 /// # Errors
 /// [`clica_core::Error::InvalidParameter`] (`safetensors`) if the bytes are not a valid
-/// safetensors file or a tensor is not `f32`.
-pub fn read_safetensors(
+/// safetensors file or a tensor is not `f32`; [`clica_core::Error::Shape`] naming the tensor
+/// (and the architecture the file was saved from, when recorded) if they do not fit.
+pub fn load_safetensors(
+    encoder: &mut dyn clica_core::TrainableEncoder,
     bytes: &[u8],
-) -> clica_core::Result<(Vec<NamedTensor>, std::collections::HashMap<String, String>)> {
-    io::deserialize(bytes)
+) -> clica_core::Result<()> {
+    io::load(bytes, |t| encoder.set_parameters(t))
 }

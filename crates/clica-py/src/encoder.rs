@@ -7,7 +7,7 @@ use clica::encode::TrainedEncoder;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The encoder of a run folder written by `clica train` (or `clica.train`).
 ///
@@ -19,11 +19,13 @@ use std::sync::Mutex;
 pub struct Encoder {
     // The encoders are `Send`, not `Sync`: calls take turns.
     inner: Mutex<TrainedEncoder>,
-    shape: Vec<usize>,
-    output_dim: usize,
-    describe: String,
-    fingerprint: String,
-    run: PathBuf,
+}
+
+impl Encoder {
+    /// The wrapped encoder (a poisoned lock is taken over: encoding leaves no partial state).
+    fn get(&self) -> MutexGuard<'_, TrainedEncoder> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[pymethods]
@@ -34,37 +36,32 @@ impl Encoder {
             .detach(|| TrainedEncoder::load(&run))
             .map_err(clica_err)?;
         Ok(Encoder {
-            shape: enc.input_shape(),
-            output_dim: enc.output_dim(),
-            describe: enc.describe(),
-            fingerprint: enc.fingerprint().to_string(),
             inner: Mutex::new(enc),
-            run,
         })
     }
 
     /// Shape of one observation: `[d]`, or `[channels, height, width]` for images.
     #[getter]
     fn input_shape(&self) -> Vec<usize> {
-        self.shape.clone()
+        self.get().input_shape()
     }
 
     /// Dimension of the representation.
     #[getter]
     fn output_dim(&self) -> usize {
-        self.output_dim
+        self.get().output_dim()
     }
 
     /// The encoder's description, as the run's `summary.json` records it.
     #[getter]
     fn describe(&self) -> String {
-        self.describe.clone()
+        self.get().describe()
     }
 
     /// The fingerprint of the run's data-generating process.
     #[getter]
     fn fingerprint(&self) -> String {
-        self.fingerprint.clone()
+        self.get().fingerprint().to_string()
     }
 
     /// `encode(x, batch=512) -> h`: the representation (float32, rows × `output_dim`) of
@@ -80,24 +77,19 @@ impl Encoder {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let batch = batch.map_or(Ok(512), |b| count("batch", b))?;
         let x = floats("x", x)?.view().mapv(|v| v as f32);
-        let inner = &self.inner;
         let h = py
-            .detach(move || {
-                let enc = inner
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                enc.encode(x.view(), batch)
-            })
+            .detach(move || self.get().encode(x.view(), batch))
             .map_err(clica_err)?;
         Ok(h.into_pyarray(py))
     }
 
     fn __repr__(&self) -> String {
+        let enc = self.get();
         format!(
             "clica.Encoder({:?}, input_shape={:?}, output_dim={})",
-            self.run.display().to_string(),
-            self.shape,
-            self.output_dim
+            enc.dir().display().to_string(),
+            enc.input_shape(),
+            enc.output_dim()
         )
     }
 }

@@ -88,20 +88,15 @@ impl TrainedEncoder {
         let mut encoder = setup
             .components
             .new_encoder(&mut setup.seed.stream("encode.init"))?;
-        let (tensors, meta) =
-            clica_encoders::read_safetensors(&bytes).map_err(|e| data_err(&weights_path, e))?;
-        encoder.set_parameters(&tensors).map_err(|e| {
-            let saved = meta
-                .get("clica.architecture")
-                .map(|a| format!(" (the file was saved from `{a}`)"))
-                .unwrap_or_default();
-            data_err(
+        clica_encoders::load_safetensors(encoder.as_mut(), &bytes).map_err(|e| match e {
+            e @ clica_core::Error::Shape(_) => data_err(
                 &weights_path,
                 format!(
-                    "does not fit the encoder `{}` that config.toml builds: {e}{saved}",
+                    "does not fit the encoder `{}` that config.toml builds: {e}",
                     encoder.describe()
                 ),
-            )
+            ),
+            e => data_err(&weights_path, e),
         })?;
         Ok(TrainedEncoder {
             encoder,
