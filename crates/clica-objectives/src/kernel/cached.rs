@@ -255,7 +255,7 @@ fn pass_b_body<F: Real, K: Term<F>>(
         let mut l = 0;
         while l < d {
             let cols = |q: usize| {
-                let at = (l + q) * bp;
+                let at = (l + q) * p.cs;
                 let xs: &[F; TILE] = p.cols[at + first_col..at + first_col + TILE]
                     .try_into()
                     .expect("TILE-wide slice");
@@ -310,7 +310,7 @@ fn pass_b_body<F: Real, K: Term<F>>(
             }
         }
         for l in 0..d {
-            let col = &p.cols[l * bp + first_col..(l + 1) * bp];
+            let col = &p.cols[l * p.cs + first_col..l * p.cs + bp];
             if nr == ROWS {
                 let x = |q: usize| p.row(first_col + r0 + q)[l];
                 let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));

@@ -1,7 +1,8 @@
 //! The fused pairwise engine shared by every contrastive loss.
 //!
 //! A batch h (B×d) is packed twice: row-major (`rows`) and transposed with the batch axis
-//! padded to a multiple of [`LANES`] (`cols`, d×bp). The logits of row i against every
+//! padded to a multiple of [`LANES`] (`cols`, d rows of bp columns, spaced one cache line
+//! further apart). The logits of row i against every
 //! anchor j, `s_ij = κ·Σ_l term(h_il, h_jl)`, are computed into a length-bp buffer with the
 //! j axis innermost and contiguous, in fixed-width lane accumulators that the compiler
 //! vectorises (no B×B×d tensor). Padded columns get logit −∞, so every later
@@ -127,7 +128,12 @@ pub(crate) struct Packed<F> {
     pub bp: usize,
     /// h, row-major B×d.
     pub rows: Vec<F>,
-    /// hᵀ, row-major d×bp, zero padded.
+    /// Distance between the coordinates' rows of `cols`: bp plus one cache line, so that the
+    /// same columns of different coordinates fall into different L1 sets. (At cs = bp, a
+    /// multiple of 4 KiB for B = 2048 or 6144, the d rows of a column group all map to the
+    /// same sets, more lines than the cache's ways, and the logit loops missed L1.)
+    pub cs: usize,
+    /// hᵀ, row-major d×cs, zero padded (columns b..cs of each row are zero).
     pub cols: Vec<F>,
 }
 
@@ -135,18 +141,20 @@ impl<F: Real> Packed<F> {
     pub(crate) fn new(h: ArrayView2<'_, F>) -> Self {
         let (b, d) = h.dim();
         let bp = b.div_ceil(LANES) * LANES;
+        let cs = bp + 64 / std::mem::size_of::<F>();
         let mut rows = Vec::with_capacity(b * d);
-        let mut cols = vec![F::zero(); d * bp];
+        let mut cols = vec![F::zero(); d * cs];
         for (i, row) in h.outer_iter().enumerate() {
             for (l, &v) in row.iter().enumerate() {
                 rows.push(v);
-                cols[l * bp + i] = v;
+                cols[l * cs + i] = v;
             }
         }
         Packed {
             b,
             d,
             bp,
+            cs,
             rows,
             cols,
         }
@@ -192,13 +200,13 @@ pub(crate) fn group_sums<F: Real, K: Term<F>>(
     p: &Packed<F>,
     base: usize,
 ) -> ([F; LANES], [F; LANES], [F; LANES], [F; LANES]) {
-    let bp = p.bp;
+    let cs = p.cs;
     let mut a0 = [F::zero(); LANES];
     let mut a1 = [F::zero(); LANES];
     let mut a2 = [F::zero(); LANES];
     let mut a3 = [F::zero(); LANES];
     for (l, &x) in hi.iter().enumerate() {
-        let start = l * bp + base;
+        let start = l * cs + base;
         let col: &[F; GROUP] = p.cols[start..start + GROUP]
             .try_into()
             .expect("GROUP-wide slice");
@@ -239,7 +247,7 @@ pub(crate) fn logits_from<F: Real, K: Term<F>>(
         let base = first + grouped + jc * LANES;
         let mut acc = [F::zero(); LANES];
         for (l, &x) in hi.iter().enumerate() {
-            let start = l * bp + base;
+            let start = l * p.cs + base;
             let col: &[F; LANES] = p.cols[start..start + LANES]
                 .try_into()
                 .expect("LANES-wide slice");
@@ -323,9 +331,9 @@ fn grad_row<F: Real, K: Term<F>>(
     lanes: &mut [F],
     g: &mut [F],
 ) {
-    let bp = p.bp;
+    let (bp, cs) = (p.bp, p.cs);
     for (l, (&x, buf)) in hk.iter().zip(lanes.chunks_exact_mut(LANES)).enumerate() {
-        let col = &p.cols[l * bp..(l + 1) * bp];
+        let col = &p.cols[l * cs..l * cs + bp];
         let mut acc = [F::zero(); LANES];
         for (cc, hh) in c.chunks_exact(LANES).zip(col.chunks_exact(LANES)) {
             for ((a, &cj), &y) in acc.iter_mut().zip(cc).zip(hh) {
