@@ -892,4 +892,22 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_transposed_rows_are_never_a_multiple_of_4_kib_apart() {
+        // A regression check of the layout that keeps the logit loops in L1 (see
+        // `Packed::cs`): the batch sizes of the protocols and some awkward ones.
+        fn check<F: Real>(b: usize) {
+            let h = Array2::<F>::zeros((b, 3));
+            let p = Packed::new(h.view());
+            let bytes = p.cs * std::mem::size_of::<F>();
+            assert!(p.cs >= p.bp, "B = {b}: cs {} below bp {}", p.cs, p.bp);
+            assert_ne!(bytes % 4096, 0, "B = {b}: rows {bytes} bytes apart");
+            assert_eq!(p.cols.len(), 3 * p.cs);
+        }
+        for b in [1, 31, 256, 512, 1000, 1024, 2048, 4096, 6144, 8192] {
+            check::<f32>(b);
+            check::<f64>(b);
+        }
+    }
 }
