@@ -187,6 +187,8 @@ struct PassB<'a, F> {
     pos: &'a [F],
     /// 1/Z_k, zero padded to bp.
     inv_z: &'a [F],
+    /// Whether the row part sweeps two coordinates at once ([`super::wide_registers`]).
+    two_coords: bool,
 }
 
 /// Per-task scratch of pass B.
@@ -309,8 +311,63 @@ fn pass_b_body<F: Real, K: Term<F>>(
                 }
             }
         }
-        for l in 0..d {
+        let mut l = 0;
+        while l < d {
             let col = &p.cols[l * p.cs + first_col..l * p.cs + bp];
+            if nr == ROWS && cx.two_coords && l + 1 < d {
+                // Two coordinates per sweep: each row's coefficient chunk is loaded once for
+                // both, each column chunk once for the four rows. Eight accumulators of LANES
+                // fill half of AVX-512's 32 registers (AVX2's 16 would spill them). Every
+                // accumulator sees the operations, in the order, of the one-coordinate loop.
+                let col1 = &p.cols[(l + 1) * p.cs + first_col..(l + 1) * p.cs + bp];
+                let x = |q: usize, m: usize| p.row(first_col + r0 + q)[l + m];
+                let (x0, x1, x2, x3) = (x(0, 0), x(1, 0), x(2, 0), x(3, 0));
+                let (y0, y1, y2, y3) = (x(0, 1), x(1, 1), x(2, 1), x(3, 1));
+                let (c0, rest) = scratch.coef.split_at(len);
+                let (c1, rest) = rest.split_at(len);
+                let (c2, c3) = rest.split_at(len);
+                let c3 = &c3[..len];
+                let mut a0 = [F::zero(); LANES];
+                let mut a1 = [F::zero(); LANES];
+                let mut a2 = [F::zero(); LANES];
+                let mut a3 = [F::zero(); LANES];
+                let mut b0 = [F::zero(); LANES];
+                let mut b1 = [F::zero(); LANES];
+                let mut b2 = [F::zero(); LANES];
+                let mut b3 = [F::zero(); LANES];
+                for (((((hh, gg), k0), k1), k2), k3) in col
+                    .chunks_exact(LANES)
+                    .zip(col1.chunks_exact(LANES))
+                    .zip(c0.chunks_exact(LANES))
+                    .zip(c1.chunks_exact(LANES))
+                    .zip(c2.chunks_exact(LANES))
+                    .zip(c3.chunks_exact(LANES))
+                {
+                    for t in 0..LANES {
+                        let (u, v) = (hh[t], gg[t]);
+                        a0[t] = a0[t] + k0[t] * K::dterm(x0, u);
+                        a1[t] = a1[t] + k1[t] * K::dterm(x1, u);
+                        a2[t] = a2[t] + k2[t] * K::dterm(x2, u);
+                        a3[t] = a3[t] + k3[t] * K::dterm(x3, u);
+                        b0[t] = b0[t] + k0[t] * K::dterm(y0, v);
+                        b1[t] = b1[t] + k1[t] * K::dterm(y1, v);
+                        b2[t] = b2[t] + k2[t] * K::dterm(y2, v);
+                        b3[t] = b3[t] + k3[t] * K::dterm(y3, v);
+                    }
+                }
+                for (q, (accq, accr)) in [a0, a1, a2, a3]
+                    .iter()
+                    .zip([b0, b1, b2, b3].iter())
+                    .enumerate()
+                {
+                    scratch.lanes[(q * d + l) * LANES..(q * d + l + 1) * LANES]
+                        .copy_from_slice(accq);
+                    scratch.lanes[(q * d + l + 1) * LANES..(q * d + l + 2) * LANES]
+                        .copy_from_slice(accr);
+                }
+                l += 2;
+                continue;
+            }
             if nr == ROWS {
                 let x = |q: usize| p.row(first_col + r0 + q)[l];
                 let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
@@ -355,6 +412,7 @@ fn pass_b_body<F: Real, K: Term<F>>(
                         .copy_from_slice(&acc);
                 }
             }
+            l += 1;
         }
         for q in 0..nr {
             let r = r0 + q;
@@ -601,6 +659,7 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
             ht,
             pos: &pos,
             inv_z: &inv_z,
+            two_coords: super::wide_registers(),
         };
         gh.par_chunks_mut(TILE * d)
             .zip(gt.par_chunks_mut(TILE * d))

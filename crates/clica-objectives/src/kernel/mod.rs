@@ -375,6 +375,21 @@ fn isa() -> Isa {
     best
 }
 
+/// Whether the kernels run on 32 vector registers of 16 f32 lanes (AVX-512), enough for
+/// loops that keep twice the accumulators of the AVX2 and portable builds. Such loops must
+/// perform each accumulator's operations in the same order as the narrow ones (tested: the
+/// ISA cap of the tests selects the narrow loops).
+pub(crate) fn wide_registers() -> bool {
+    #[cfg(test)]
+    if tests::force_wide() {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    return isa() == Isa::Avx512;
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Generates a dispatcher `$name` that runs the `#[inline(always)]` body `$body` compiled
 /// with AVX-512F or AVX2 when the CPU has them (x86-64) and as portable code otherwise.
 /// Neither build enables FMA, and Rust never contracts a multiply and an add, so every
@@ -763,6 +778,13 @@ mod tests {
     static RAN: AtomicU8 = AtomicU8::new(0);
     /// Serialises the tests that set the cap.
     static CAP_LOCK: Mutex<()> = Mutex::new(());
+    /// Makes [`super::wide_registers`] true whatever the cap (to compare the wide loops with
+    /// the narrow ones on any CPU).
+    static FORCE_WIDE: AtomicU8 = AtomicU8::new(0);
+
+    pub(super) fn force_wide() -> bool {
+        FORCE_WIDE.load(Ordering::SeqCst) != 0
+    }
 
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) fn cap() -> Isa {
@@ -858,18 +880,29 @@ mod tests {
     fn simd_and_portable_versions_are_bit_identical() {
         let _guard = CAP_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut results = Vec::new();
-        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+        // The last entry, the portable code with the narrow loops, is the reference; the wide
+        // loops (AVX-512's) also run in the portable code, so they are compared on every CPU.
+        for (isa, wide) in [
+            (Isa::Avx512, false),
+            (Isa::Avx2, false),
+            (Isa::Portable, true),
+            (Isa::Portable, false),
+        ] {
             ISA_CAP.store(isa as u8, Ordering::SeqCst);
+            FORCE_WIDE.store(u8::from(wide), Ordering::SeqCst);
             RAN.store(0, Ordering::SeqCst);
             let bits = (all_bits::<f32>(), all_bits::<f64>());
             let ran = RAN.load(Ordering::SeqCst);
-            results.push((isa, ran, bits));
+            let name = format!("{isa:?}{}", if wide { " (wide loops)" } else { "" });
+            results.push((name, ran, bits));
         }
         ISA_CAP.store(Isa::Avx512 as u8, Ordering::SeqCst);
+        FORCE_WIDE.store(0, Ordering::SeqCst);
         // The portable code must have run when capped to it; on x86-64 each SIMD version runs
         // when the CPU has it (the test is then a real comparison, not a comparison with itself).
         // Other tests may run kernels meanwhile, so only the expected bit is checked.
         assert_ne!(results[2].1 & (1 << Isa::Portable as u8), 0);
+        assert_ne!(results[3].1 & (1 << Isa::Portable as u8), 0);
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -879,16 +912,16 @@ mod tests {
                 assert_ne!(results[1].1 & (1 << Isa::Avx2 as u8), 0);
             }
         }
-        let portable = &results[2].2;
-        for (isa, _, bits) in &results[..2] {
+        let portable = &results[3].2;
+        for (name, _, bits) in &results[..3] {
             assert_eq!(bits.0.len(), portable.0.len());
             assert!(
                 bits.0 == portable.0,
-                "f32 results differ between the {isa:?} and portable code"
+                "f32 results differ between the {name} and portable code"
             );
             assert!(
                 bits.1 == portable.1,
-                "f64 results differ between the {isa:?} and portable code"
+                "f64 results differ between the {name} and portable code"
             );
         }
     }
