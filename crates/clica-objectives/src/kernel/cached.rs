@@ -187,7 +187,7 @@ struct PassB<'a, F> {
     pos: &'a [F],
     /// 1/Z_k, zero padded to bp.
     inv_z: &'a [F],
-    /// Whether the row part sweeps two coordinates at once ([`super::wide_registers`]).
+    /// Whether the row part sweeps two coordinates at once ([`super::wide_registers`], f32).
     two_coords: bool,
 }
 
@@ -736,7 +736,8 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
             ht,
             pos: &pos,
             inv_z: &inv_z,
-            two_coords: super::wide_registers(),
+            // f64 lanes are twice as wide: their eight accumulators would fill every register.
+            two_coords: super::wide_registers() && std::mem::size_of::<F>() == 4,
         };
         gh.par_chunks_mut(TILE * d)
             .zip(gt.par_chunks_mut(TILE * d))
