@@ -20,7 +20,8 @@
 //! only on that row's own arithmetic, and batch sums are taken sequentially afterwards, so
 //! results are bit-identical for every thread count. On x86-64 the block functions run an
 //! AVX-512F or AVX2 build of the same code when the CPU has it (see `multiversion!`), also
-//! bit-identical. Memory of the two-pass engine is O(B·d) plus a length-bp buffer per block
+//! bit-identical; with AVX-512's 32 registers some f32 loops keep twice the accumulators
+//! ([`wide_registers`]), each seeing the same operations in the same order. Memory of the two-pass engine is O(B·d) plus a length-bp buffer per block
 //! in flight; the cached engine adds its B²/2 triangle.
 
 use crate::Real;
