@@ -1,7 +1,9 @@
 //! faer's single-threaded f32 GEMM rate for the MLP layers' shapes in the two orientations an
-//! encoder could store its activations in, and whether they give the same bits.
+//! encoder could store its activations in, and whether they give the same bits; then its rate
+//! on every GEMM of one chunk of Table 1 row 1's fast step, as the native backend calls them.
 //!
-//! `cargo run --release -p clica-encoders --example gemm_orientation`
+//! `cargo run --release -p clica-encoders --example gemm_orientation [ROWS]` (ROWS: the
+//! chunk's rows in the second part, 5,120 by default: 10,240 rows per step on 2 threads)
 //!
 //! The native encoder stores a chunk's activations row-major (rows × width), so the forward
 //! product Z = X·Wᵀ reaches faer as Zᵀ = W·Xᵀ with the layer's width as the kernel's M side
@@ -14,6 +16,15 @@
 //! encoder built on it trained Table 1 row 1 to the same bits but took *longer* per step:
 //! the weight gradients' long-K products then need their operands packed, and the bias
 //! gradients' sums in row order no longer vectorise across features. It was not kept.
+//!
+//! The second part: the fast protocol's encoder is 10-100-100-100-10, its activations stored
+//! row-major, so faer sees the forward products as Zᵀ = W·Xᵀ (M = the layer's output width,
+//! N = rows, K = its input width), the input gradients as dXᵀ = Wᵀ·dZᵀ and the weight
+//! gradients as dW = dZᵀ·X (K = rows). Measured on 2026-12-06 on the AMD EPYC
+//! (docs/performance.md, evening section): 94–97 GFLOP/s over the step's GEMMs, the 100-wide
+//! ones at 84–102 and the four with a width of 10 as M or K at 61–76, which take 0.55–0.59 ms
+//! of 6.9–7.1: at faer's 100-wide rate about 0.15 ms less, what a GEMM of clica's own could
+//! at best save there.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
@@ -73,6 +84,59 @@ fn differing_bits(rows: usize, din: usize, dout: usize) -> usize {
 }
 
 fn main() {
+    let rows: usize = match std::env::args().nth(1) {
+        None => 5120,
+        Some(s) => match s.parse() {
+            Ok(r) if r > 0 => r,
+            _ => {
+                eprintln!("error: ROWS must be a positive integer, got {s:?}");
+                std::process::exit(2);
+            }
+        },
+    };
+    orientations();
+    fast_step(rows);
+}
+
+/// Every GEMM of one chunk of the fast protocol's step, in the native backend's orientation.
+fn fast_step(rows: usize) {
+    let r = rows;
+    let shapes = [
+        ("forward 10 -> 100", 100, r, 10),
+        ("forward 100 -> 100", 100, r, 100),
+        ("forward 100 -> 100", 100, r, 100),
+        ("forward 100 -> 10", 10, r, 100),
+        ("input grad, layer 4", 100, r, 10),
+        ("input grad, layer 3", 100, r, 100),
+        ("input grad, layer 2", 100, r, 100),
+        ("weight grad, layer 1", 100, 10, r),
+        ("weight grad, layer 2", 100, 100, r),
+        ("weight grad, layer 3", 100, 100, r),
+        ("weight grad, layer 4", 10, 100, r),
+    ];
+    println!("the fast step's GEMMs, one chunk of {rows} rows, faer f32, one thread, best of 40");
+    let (mut total, mut flops) = (0.0, 0.0);
+    for (name, m, n, k) in shapes {
+        let f = 2.0 * (m * n * k) as f64;
+        let gflops = rate(m, n, k, 40);
+        let s = f / gflops / 1e9;
+        total += s;
+        flops += f;
+        println!(
+            "{name:21} M = {m:5} N = {n:5} K = {k:5}: {:7.3} ms {gflops:6.1} GFLOP/s",
+            s * 1e3
+        );
+    }
+    println!(
+        "all: {:.3} ms for {:.3} GFLOP, {:.1} GFLOP/s",
+        total * 1e3,
+        flops / 1e9,
+        flops / total / 1e9
+    );
+}
+
+/// The forward layers' rates in both orientations.
+fn orientations() {
     println!("forward layer Z = X·Wᵀ per chunk, faer f32, one thread, best of 50 (GFLOP/s)");
     // The fast protocol's MLP (10-100-100-100-10, 10,240 rows in two chunks) and the paper
     // encoder's widest layers (B = 6144: 12,288 rows in two chunks).

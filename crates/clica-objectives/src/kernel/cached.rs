@@ -316,12 +316,17 @@ fn pass_b_body<F: Real, K: Term<F>>(
         let mut l = 0;
         while l < d {
             let col = &p.cols[l * p.cs + first_col..l * p.cs + bp];
-            if fused && l == 0 {
-                // The first sweep of the wide loops forms the four rows' coefficients
-                // c_kj = E_kj·(1/Z_k + 1/Z_j) from the stored exponentials as it goes (the same
-                // operations as the separate loop above) and keeps them for the later sweeps.
-                let col1 = &p.cols[p.cs + first_col..p.cs + bp];
-                let x = |q: usize, m: usize| p.row(first_col + r0 + q)[m];
+            if nr == ROWS && cx.two_coords && l + 1 < d {
+                // Two coordinates per sweep: each row's coefficient chunk is loaded once for
+                // both, each column chunk once for the four rows. Eight accumulators of LANES
+                // fill half of AVX-512's 32 registers (AVX2's 16 would spill them). Every
+                // accumulator sees the operations, in the order, of the one-coordinate loop.
+                // The first sweep forms the four rows' coefficients c_kj = E_kj·(1/Z_k + 1/Z_j)
+                // from the stored exponentials as it goes (the same operations as the
+                // separate loop above) and keeps them for the later sweeps.
+                let form = l == 0;
+                let col1 = &p.cols[(l + 1) * p.cs + first_col..(l + 1) * p.cs + bp];
+                let x = |q: usize, m: usize| p.row(first_col + r0 + q)[l + m];
                 let (x0, x1, x2, x3) = (x(0, 0), x(1, 0), x(2, 0), x(3, 0));
                 let (y0, y1, y2, y3) = (x(0, 1), x(1, 1), x(2, 1), x(3, 1));
                 let zk = |q: usize| inv_z[first_col + r0 + q];
@@ -343,83 +348,37 @@ fn pass_b_body<F: Real, K: Term<F>>(
                 let mut b2 = [F::zero(); LANES];
                 let mut b3 = [F::zero(); LANES];
                 for at in (0..len).step_by(LANES) {
-                    // The next group's rows, line by line (see the separate loop).
-                    for q in 0..ROWS {
-                        for off in (0..LANES).step_by(line) {
-                            prefetch(own, (r0 + q + ROWS) * len + at + off);
-                        }
-                    }
                     let w = |s: &[F]| -> [F; LANES] {
                         s[at..at + LANES].try_into().expect("LANES-wide slice")
                     };
-                    let (hh, gg, zz) = (w(col), w(col1), w(zj));
-                    let (f0, f1, f2, f3) = (w(e0), w(e1), w(e2), w(e3));
-                    let mut k0 = [F::zero(); LANES];
-                    let mut k1 = [F::zero(); LANES];
-                    let mut k2 = [F::zero(); LANES];
-                    let mut k3 = [F::zero(); LANES];
-                    for t in 0..LANES {
-                        k0[t] = f0[t] * (z0 + zz[t]);
-                        k1[t] = f1[t] * (z1 + zz[t]);
-                        k2[t] = f2[t] * (z2 + zz[t]);
-                        k3[t] = f3[t] * (z3 + zz[t]);
-                    }
-                    c0[at..at + LANES].copy_from_slice(&k0);
-                    c1[at..at + LANES].copy_from_slice(&k1);
-                    c2[at..at + LANES].copy_from_slice(&k2);
-                    c3[at..at + LANES].copy_from_slice(&k3);
-                    for t in 0..LANES {
-                        let (u, v) = (hh[t], gg[t]);
-                        a0[t] = a0[t] + k0[t] * K::dterm(x0, u);
-                        a1[t] = a1[t] + k1[t] * K::dterm(x1, u);
-                        a2[t] = a2[t] + k2[t] * K::dterm(x2, u);
-                        a3[t] = a3[t] + k3[t] * K::dterm(x3, u);
-                        b0[t] = b0[t] + k0[t] * K::dterm(y0, v);
-                        b1[t] = b1[t] + k1[t] * K::dterm(y1, v);
-                        b2[t] = b2[t] + k2[t] * K::dterm(y2, v);
-                        b3[t] = b3[t] + k3[t] * K::dterm(y3, v);
-                    }
-                }
-                for (q, (accq, accr)) in [a0, a1, a2, a3]
-                    .iter()
-                    .zip([b0, b1, b2, b3].iter())
-                    .enumerate()
-                {
-                    scratch.lanes[q * d * LANES..(q * d + 1) * LANES].copy_from_slice(accq);
-                    scratch.lanes[(q * d + 1) * LANES..(q * d + 2) * LANES].copy_from_slice(accr);
-                }
-                l += 2;
-                continue;
-            }
-            if nr == ROWS && cx.two_coords && l + 1 < d {
-                // Two coordinates per sweep: each row's coefficient chunk is loaded once for
-                // both, each column chunk once for the four rows. Eight accumulators of LANES
-                // fill half of AVX-512's 32 registers (AVX2's 16 would spill them). Every
-                // accumulator sees the operations, in the order, of the one-coordinate loop.
-                let col1 = &p.cols[(l + 1) * p.cs + first_col..(l + 1) * p.cs + bp];
-                let x = |q: usize, m: usize| p.row(first_col + r0 + q)[l + m];
-                let (x0, x1, x2, x3) = (x(0, 0), x(1, 0), x(2, 0), x(3, 0));
-                let (y0, y1, y2, y3) = (x(0, 1), x(1, 1), x(2, 1), x(3, 1));
-                let (c0, rest) = scratch.coef.split_at(len);
-                let (c1, rest) = rest.split_at(len);
-                let (c2, c3) = rest.split_at(len);
-                let c3 = &c3[..len];
-                let mut a0 = [F::zero(); LANES];
-                let mut a1 = [F::zero(); LANES];
-                let mut a2 = [F::zero(); LANES];
-                let mut a3 = [F::zero(); LANES];
-                let mut b0 = [F::zero(); LANES];
-                let mut b1 = [F::zero(); LANES];
-                let mut b2 = [F::zero(); LANES];
-                let mut b3 = [F::zero(); LANES];
-                for (((((hh, gg), k0), k1), k2), k3) in col
-                    .chunks_exact(LANES)
-                    .zip(col1.chunks_exact(LANES))
-                    .zip(c0.chunks_exact(LANES))
-                    .zip(c1.chunks_exact(LANES))
-                    .zip(c2.chunks_exact(LANES))
-                    .zip(c3.chunks_exact(LANES))
-                {
+                    let (hh, gg) = (w(col), w(col1));
+                    let (k0, k1, k2, k3) = if form {
+                        // The next group's rows, line by line (see the separate loop).
+                        for q in 0..ROWS {
+                            for off in (0..LANES).step_by(line) {
+                                prefetch(own, (r0 + q + ROWS) * len + at + off);
+                            }
+                        }
+                        let zz = w(zj);
+                        let (f0, f1, f2, f3) = (w(e0), w(e1), w(e2), w(e3));
+                        let mut k0 = [F::zero(); LANES];
+                        let mut k1 = [F::zero(); LANES];
+                        let mut k2 = [F::zero(); LANES];
+                        let mut k3 = [F::zero(); LANES];
+                        for t in 0..LANES {
+                            k0[t] = f0[t] * (z0 + zz[t]);
+                            k1[t] = f1[t] * (z1 + zz[t]);
+                            k2[t] = f2[t] * (z2 + zz[t]);
+                            k3[t] = f3[t] * (z3 + zz[t]);
+                        }
+                        c0[at..at + LANES].copy_from_slice(&k0);
+                        c1[at..at + LANES].copy_from_slice(&k1);
+                        c2[at..at + LANES].copy_from_slice(&k2);
+                        c3[at..at + LANES].copy_from_slice(&k3);
+                        (k0, k1, k2, k3)
+                    } else {
+                        (w(c0), w(c1), w(c2), w(c3))
+                    };
                     for t in 0..LANES {
                         let (u, v) = (hh[t], gg[t]);
                         a0[t] = a0[t] + k0[t] * K::dterm(x0, u);
