@@ -88,6 +88,8 @@ struct PassA<'a, F> {
     shift: F,
     exclude_self: bool,
     p: &'a Packed<F>,
+    /// Whether four accumulators of LANES fit the registers ([`super::wide_registers`]).
+    wide: bool,
 }
 
 /// Pass A on row block `blk`: its stored exponentials `a`, each row's sum over them
@@ -147,7 +149,26 @@ fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usi
     let (kappa, shift) = (cx.kappa, cx.shift);
     let rows = a.len() / len.max(1);
     let grouped = len / GROUP * GROUP;
-    for g in (0..grouped).step_by(GROUP) {
+    if !cx.wide {
+        // Half a group at a time: AVX2's sixteen registers hold two accumulators of LANES,
+        // not four. Each column's sum runs over l in order either way.
+        let half = GROUP / 2;
+        for g in (0..grouped).step_by(half) {
+            let base = first_col + g;
+            for r in 0..rows {
+                let hi = p.row(first_col + r);
+                let (a0, a1) = half_group_sums::<F, K>(hi, p, base);
+                let out: &mut [F; GROUP / 2] = (&mut a[r * len + g..r * len + g + half])
+                    .try_into()
+                    .expect("half-GROUP-wide slice");
+                for t in 0..LANES {
+                    out[t] = F::fast_exp(kappa * a0[t] - shift);
+                    out[LANES + t] = F::fast_exp(kappa * a1[t] - shift);
+                }
+            }
+        }
+    }
+    for g in (0..if cx.wide { grouped } else { 0 }).step_by(GROUP) {
         let base = first_col + g;
         for r in 0..rows {
             let hi = p.row(first_col + r);
@@ -172,6 +193,29 @@ fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usi
             }
         }
     }
+}
+
+/// [`group_sums`] over half a group: two LANES-wide accumulators.
+#[inline(always)]
+fn half_group_sums<F: Real, K: Term<F>>(
+    hi: &[F],
+    p: &Packed<F>,
+    base: usize,
+) -> ([F; LANES], [F; LANES]) {
+    let cs = p.cs;
+    let mut a0 = [F::zero(); LANES];
+    let mut a1 = [F::zero(); LANES];
+    for (l, &x) in hi.iter().enumerate() {
+        let start = l * cs + base;
+        let col: &[F; 2 * LANES] = p.cols[start..start + 2 * LANES]
+            .try_into()
+            .expect("two-LANES-wide slice");
+        for t in 0..LANES {
+            a0[t] = a0[t] + K::term(x, col[t]);
+            a1[t] = a1[t] + K::term(x, col[LANES + t]);
+        }
+    }
+    (a0, a1)
 }
 
 /// What pass B reads.
@@ -635,6 +679,7 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
             shift,
             exclude_self: spec.exclude_self,
             p,
+            wide: super::wide_registers(),
         };
         let mut blocks = Vec::with_capacity(nb);
         let mut rest = &mut a[..];

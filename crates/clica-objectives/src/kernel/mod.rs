@@ -806,11 +806,12 @@ mod tests {
         })
     }
 
-    /// Every kernel with gradients, as raw bits.
-    /// Every kernel's bits at two shapes: (45, 5) and (70, 7), whose column part in the cached
-    /// engine runs coordinate groups of four, two and one over one and two earlier tiles.
+    /// Every kernel's bits at three shapes: (45, 5) and (70, 7), whose column part in the
+    /// cached engine runs coordinate groups of four, two and one over one and two earlier
+    /// tiles, and (300, 3), whose logits also run in whole column groups (full groups in the
+    /// wide loops, half groups in the narrow ones).
     fn all_bits<F: Real>() -> Vec<u64> {
-        [(45, 5), (70, 7)]
+        [(45, 5), (70, 7), (300, 3)]
             .into_iter()
             .flat_map(|(b, d)| bits_at::<F>(b, d))
             .collect()
