@@ -147,42 +147,13 @@ fn pass_a_body<F: Real, K: Term<F>>(
 fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usize, a: &mut [F]) {
     let p = cx.p;
     let (kappa, shift) = (cx.kappa, cx.shift);
-    let rows = a.len() / len.max(1);
     let grouped = len / GROUP * GROUP;
-    if !cx.wide {
-        // Half a group at a time: AVX2's sixteen registers hold two accumulators of LANES,
-        // not four. Each column's sum runs over l in order either way.
-        let half = GROUP / 2;
-        for g in (0..grouped).step_by(half) {
-            let base = first_col + g;
-            for r in 0..rows {
-                let hi = p.row(first_col + r);
-                let (a0, a1) = half_group_sums::<F, K>(hi, p, base);
-                let out: &mut [F; GROUP / 2] = (&mut a[r * len + g..r * len + g + half])
-                    .try_into()
-                    .expect("half-GROUP-wide slice");
-                for t in 0..LANES {
-                    out[t] = F::fast_exp(kappa * a0[t] - shift);
-                    out[LANES + t] = F::fast_exp(kappa * a1[t] - shift);
-                }
-            }
-        }
-    }
-    for g in (0..if cx.wide { grouped } else { 0 }).step_by(GROUP) {
-        let base = first_col + g;
-        for r in 0..rows {
-            let hi = p.row(first_col + r);
-            let (a0, a1, a2, a3) = group_sums::<F, K>(hi, p, base);
-            let out: &mut [F; GROUP] = (&mut a[r * len + g..r * len + g + GROUP])
-                .try_into()
-                .expect("GROUP-wide slice");
-            for t in 0..LANES {
-                out[t] = F::fast_exp(kappa * a0[t] - shift);
-                out[LANES + t] = F::fast_exp(kappa * a1[t] - shift);
-                out[2 * LANES + t] = F::fast_exp(kappa * a2[t] - shift);
-                out[3 * LANES + t] = F::fast_exp(kappa * a3[t] - shift);
-            }
-        }
+    // AVX2's sixteen registers hold two accumulators of LANES, not four: the narrow builds
+    // take half a group at a time. Each column's sum runs over l in order either way.
+    if cx.wide {
+        group_exps::<F, K, 4>(cx, first_col, len, grouped, a);
+    } else {
+        group_exps::<F, K, 2>(cx, first_col, len, grouped, a);
     }
     if grouped < len {
         for (r, seg) in a.chunks_exact_mut(len).enumerate() {
@@ -195,27 +166,31 @@ fn block_exps<F: Real, K: Term<F>>(cx: &PassA<'_, F>, first_col: usize, len: usi
     }
 }
 
-/// [`group_sums`] over half a group: two LANES-wide accumulators.
+/// The exponentials of [`block_exps`]'s first `grouped` columns, N·LANES columns at a time.
 #[inline(always)]
-fn half_group_sums<F: Real, K: Term<F>>(
-    hi: &[F],
-    p: &Packed<F>,
-    base: usize,
-) -> ([F; LANES], [F; LANES]) {
-    let cs = p.cs;
-    let mut a0 = [F::zero(); LANES];
-    let mut a1 = [F::zero(); LANES];
-    for (l, &x) in hi.iter().enumerate() {
-        let start = l * cs + base;
-        let col: &[F; 2 * LANES] = p.cols[start..start + 2 * LANES]
-            .try_into()
-            .expect("two-LANES-wide slice");
-        for t in 0..LANES {
-            a0[t] = a0[t] + K::term(x, col[t]);
-            a1[t] = a1[t] + K::term(x, col[LANES + t]);
+fn group_exps<F: Real, K: Term<F>, const N: usize>(
+    cx: &PassA<'_, F>,
+    first_col: usize,
+    len: usize,
+    grouped: usize,
+    a: &mut [F],
+) {
+    let p = cx.p;
+    let (kappa, shift) = (cx.kappa, cx.shift);
+    let rows = a.len() / len.max(1);
+    let width = N * LANES;
+    for g in (0..grouped).step_by(width) {
+        let base = first_col + g;
+        for r in 0..rows {
+            let sums = group_sums::<F, K, N>(p.row(first_col + r), p, base);
+            let out = &mut a[r * len + g..r * len + g + width];
+            for (o, s) in out.chunks_exact_mut(LANES).zip(&sums) {
+                for t in 0..LANES {
+                    o[t] = F::fast_exp(kappa * s[t] - shift);
+                }
+            }
         }
     }
-    (a0, a1)
 }
 
 /// What pass B reads.

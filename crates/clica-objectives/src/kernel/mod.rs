@@ -20,9 +20,10 @@
 //! only on that row's own arithmetic, and batch sums are taken sequentially afterwards, so
 //! results are bit-identical for every thread count. On x86-64 the block functions run an
 //! AVX-512F or AVX2 build of the same code when the CPU has it (see `multiversion!`), also
-//! bit-identical; with AVX-512's 32 registers some f32 loops keep twice the accumulators
-//! ([`wide_registers`]), each seeing the same operations in the same order. Memory of the two-pass engine is O(B·d) plus a length-bp buffer per block
-//! in flight; the cached engine adds its B²/2 triangle.
+//! bit-identical; with AVX-512's 32 registers some loops keep twice the accumulators
+//! ([`wide_registers`]), each seeing the same operations in the same order. Memory of the
+//! two-pass engine is O(B·d) plus a length-bp buffer per block in flight; the cached engine
+//! adds its B²/2 triangle.
 
 use crate::Real;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -189,36 +190,31 @@ fn logits_row<F: Real, K: Term<F>>(kappa: F, hi: &[F], p: &Packed<F>, out: &mut 
     }
 }
 
-/// Columns of one [`group_sums`] call: four chunks of [`LANES`].
+/// Columns of one [`group_sums`] call with four chunks of [`LANES`].
 pub(crate) const GROUP: usize = 4 * LANES;
 
-/// Σ_l term(h_il, h_jl) for the GROUP columns j from `base` on, as four LANES-wide
-/// accumulators: four independent add chains instead of one (whose latency bounded the
-/// loop). Every sum runs over l in order, as a single chunk's would.
+/// Σ_l term(h_il, h_jl) for the N·LANES columns j from `base` on (N = 4: a [`GROUP`]), as N
+/// LANES-wide accumulators: N independent add chains instead of one (whose latency bounded
+/// the loop). Every sum runs over l in order, as a single chunk's would, whatever N is.
 #[inline(always)]
-pub(crate) fn group_sums<F: Real, K: Term<F>>(
+pub(crate) fn group_sums<F: Real, K: Term<F>, const N: usize>(
     hi: &[F],
     p: &Packed<F>,
     base: usize,
-) -> ([F; LANES], [F; LANES], [F; LANES], [F; LANES]) {
+) -> [[F; LANES]; N] {
     let cs = p.cs;
-    let mut a0 = [F::zero(); LANES];
-    let mut a1 = [F::zero(); LANES];
-    let mut a2 = [F::zero(); LANES];
-    let mut a3 = [F::zero(); LANES];
+    let mut acc = [[F::zero(); LANES]; N];
     for (l, &x) in hi.iter().enumerate() {
         let start = l * cs + base;
-        let col: &[F; GROUP] = p.cols[start..start + GROUP]
-            .try_into()
-            .expect("GROUP-wide slice");
-        for t in 0..LANES {
-            a0[t] = a0[t] + K::term(x, col[t]);
-            a1[t] = a1[t] + K::term(x, col[LANES + t]);
-            a2[t] = a2[t] + K::term(x, col[2 * LANES + t]);
-            a3[t] = a3[t] + K::term(x, col[3 * LANES + t]);
+        let col = &p.cols[start..start + N * LANES];
+        for (a, ch) in acc.iter_mut().zip(col.chunks_exact(LANES)) {
+            let ch: &[F; LANES] = ch.try_into().expect("LANES-wide chunk");
+            for t in 0..LANES {
+                a[t] = a[t] + K::term(x, ch[t]);
+            }
         }
     }
-    (a0, a1, a2, a3)
+    acc
 }
 
 /// `out[j − first] = κ·Σ_l term(hi[l], h_jl)` for the columns j = `first`..bp (`first` a
@@ -237,8 +233,10 @@ pub(crate) fn logits_from<F: Real, K: Term<F>>(
     let (head, tail) = out.split_at_mut(grouped);
     for (jg, o) in head.chunks_exact_mut(GROUP).enumerate() {
         let base = first + jg * GROUP;
-        let (a0, a1, a2, a3) = group_sums::<F, K>(hi, p, base);
-        for (o, a) in o.chunks_exact_mut(LANES).zip([a0, a1, a2, a3]) {
+        for (o, a) in o
+            .chunks_exact_mut(LANES)
+            .zip(group_sums::<F, K, 4>(hi, p, base))
+        {
             for (o, &a) in o.iter_mut().zip(&a) {
                 *o = kappa * a;
             }
@@ -884,18 +882,18 @@ mod tests {
         let mut results = Vec::new();
         // The last entry, the portable code with the narrow loops, is the reference; the wide
         // loops (AVX-512's) also run in the portable code, so they are compared on every CPU.
-        for (isa, wide) in [
+        for (isa, force_wide) in [
             (Isa::Avx512, false),
             (Isa::Avx2, false),
             (Isa::Portable, true),
             (Isa::Portable, false),
         ] {
             ISA_CAP.store(isa as u8, Ordering::SeqCst);
-            FORCE_WIDE.store(u8::from(wide), Ordering::SeqCst);
+            FORCE_WIDE.store(u8::from(force_wide), Ordering::SeqCst);
             RAN.store(0, Ordering::SeqCst);
             let bits = (all_bits::<f32>(), all_bits::<f64>());
             let ran = RAN.load(Ordering::SeqCst);
-            let name = format!("{isa:?}{}", if wide { " (wide loops)" } else { "" });
+            let name = format!("{isa:?}{}", if force_wide { " (wide loops)" } else { "" });
             results.push((name, ran, bits));
         }
         ISA_CAP.store(Isa::Avx512 as u8, Ordering::SeqCst);
