@@ -119,11 +119,12 @@ fn pass_a_body<F: Real, K: Term<F>>(
         }
         let mut acc = [F::zero(); LANES];
         for ch in seg.chunks_exact(LANES) {
-            for (a, &v) in acc.iter_mut().zip(ch) {
-                *a = *a + v;
+            let ch: &[F; LANES] = ch.try_into().expect("LANES-wide chunk");
+            for t in 0..LANES {
+                acc[t] = acc[t] + ch[t];
             }
         }
-        *part = sum_lanes(&acc);
+        *part = sum_lanes(&std::hint::black_box(acc));
     }
     let rows = rowpart.len();
     for (later, out) in colsum.chunks_exact_mut(TILE).enumerate().skip(blk + 1) {
@@ -645,10 +646,14 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
 
     let layout = Layout::new(b, bp);
     let nb = layout.nb;
-    let mut a = take_buffer::<F>(layout.offsets[nb]);
+    // The triangle, then the column sums of every block's later tiles (TILE per pair of
+    // blocks), in one pooled buffer: neither is cleared, as pass A writes every entry that is
+    // read later.
+    let tri = layout.offsets[nb];
+    let mut a = take_buffer::<F>(tri + nb * nb * TILE);
     let mut rowpart = vec![F::zero(); b];
-    let mut colsum = vec![F::zero(); nb * nb * TILE];
     {
+        let (rest, colsum) = a.split_at_mut(tri);
         let cx = PassA {
             kappa: spec.kappa,
             shift,
@@ -657,7 +662,7 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
             wide: super::wide_registers(),
         };
         let mut blocks = Vec::with_capacity(nb);
-        let mut rest = &mut a[..];
+        let mut rest = &mut rest[..];
         for blk in 0..nb {
             let (head, tail) = rest.split_at_mut(layout.rows(blk) * layout.len(blk));
             blocks.push(head);
@@ -680,23 +685,32 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
     let lowest = floor::<F>();
     let mut inv_z = vec![F::zero(); bp];
     let mut total = 0.0f64;
-    for k in 0..b {
-        let (blk, t) = (k / TILE, k % TILE);
-        let mut z = rowpart[k];
+    let colsum = &a[tri..];
+    for (blk, part) in rowpart.chunks(TILE).enumerate() {
+        // A block's sums side by side, each adding the earlier blocks' column sums in order.
+        let mut zs = [F::zero(); TILE];
+        zs[..part.len()].copy_from_slice(part);
         for earlier in 0..blk {
-            z = z + colsum[(earlier * nb + blk) * TILE + t];
+            let at = (earlier * nb + blk) * TILE;
+            for (z, &c) in zs.iter_mut().zip(&colsum[at..at + TILE]) {
+                *z = *z + c;
+            }
         }
-        if spec.include_pos {
-            z = z + pos[k];
+        for (t, &zt) in zs.iter().take(part.len()).enumerate() {
+            let k = blk * TILE + t;
+            let mut z = zt;
+            if spec.include_pos {
+                z = z + pos[k];
+            }
+            // Also rejects NaN.
+            if !(z.is_finite() && z >= lowest) {
+                give_back(a);
+                return None;
+            }
+            inv_z[k] = F::one() / z;
+            let lse = shift + z.ln();
+            total += (lse - q[k] - spec.offset).to_f64_lossless();
         }
-        // Also rejects NaN.
-        if !(z.is_finite() && z >= lowest) {
-            give_back(a);
-            return None;
-        }
-        inv_z[k] = F::one() / z;
-        let lse = shift + z.ln();
-        total += (lse - q[k] - spec.offset).to_f64_lossless();
     }
     let loss = F::from_f64(total / b as f64);
     if !want_grads {
@@ -711,7 +725,7 @@ pub(crate) fn infonce_cached<F: Real, K: Term<F>>(
             spec,
             p,
             layout: &layout,
-            a: &a,
+            a: &a[..tri],
             ht,
             pos: &pos,
             inv_z: &inv_z,

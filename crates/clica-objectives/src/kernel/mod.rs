@@ -144,11 +144,10 @@ impl<F: Real> Packed<F> {
         let (b, d) = h.dim();
         let bp = b.div_ceil(LANES) * LANES;
         let cs = bp + 64 / std::mem::size_of::<F>();
-        let mut rows = Vec::with_capacity(b * d);
+        let rows = to_rows(h);
         let mut cols = vec![F::zero(); d * cs];
-        for (i, row) in h.outer_iter().enumerate() {
+        for (i, row) in rows.chunks_exact(d.max(1)).enumerate() {
             for (l, &v) in row.iter().enumerate() {
-                rows.push(v);
                 cols[l * cs + i] = v;
             }
         }
@@ -170,12 +169,19 @@ impl<F: Real> Packed<F> {
 
 /// Row-major contiguous copy of a view.
 pub(crate) fn to_rows<F: Real>(a: ArrayView2<'_, F>) -> Vec<F> {
-    a.iter().copied().collect()
+    match a.as_slice() {
+        Some(s) => s.to_vec(),
+        None => a.iter().copied().collect(),
+    }
 }
 
 /// Writes a row-major B×d buffer into a view of that shape.
 pub(crate) fn write_rows<F: Real>(src: &[F], mut dst: ArrayViewMut2<'_, F>) {
     let (b, d) = dst.dim();
+    if let Some(out) = dst.as_slice_mut() {
+        out.copy_from_slice(src);
+        return;
+    }
     let src = ArrayView2::from_shape((b, d), src).expect("buffer matches the view's shape");
     dst.assign(&src);
 }
