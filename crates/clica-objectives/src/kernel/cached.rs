@@ -124,6 +124,8 @@ fn pass_a_body<F: Real, K: Term<F>>(
                 acc[t] = acc[t] + ch[t];
             }
         }
+        // Passing the lanes through `black_box` keeps LLVM's SLP vectoriser from splitting
+        // the loop above into 64-bit pieces around the reduction (it did: a tenth of pass A).
         *part = sum_lanes(&std::hint::black_box(acc));
     }
     let rows = rowpart.len();
