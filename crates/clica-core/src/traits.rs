@@ -68,7 +68,8 @@ pub trait Generator: Send + Sync {
     fn input_dim(&self) -> usize;
     /// Dimension of x.
     fn output_dim(&self) -> usize;
-    /// Maps a batch of latents (rows) to observations.
+    /// Maps a batch of latents (rows) to observations. Each output row must depend on its
+    /// own input row alone, to the bit (callers map row blocks separately, in parallel).
     ///
     /// # Panics
     /// If `z` does not have `input_dim()` columns.

@@ -3,6 +3,10 @@
 
 use clica_core::{Error, NamedTensor, ParamGrad, Result, TrainableEncoder};
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+/// Rows per parallel task of the standardisation.
+const STANDARDIZE_ROWS: usize = 1024;
 
 /// `inner` applied to standardised observations (x − μ) / σ, feature by feature.
 ///
@@ -79,9 +83,30 @@ impl Standardized {
         if out.dim() != x.dim() {
             *out = Array2::zeros(x.dim());
         }
-        for (mut o, r) in out.rows_mut().into_iter().zip(x.rows()) {
-            for (k, (o, &v)) in o.iter_mut().zip(r.iter()).enumerate() {
-                *o = (v - self.mean[k]) * self.inv_std[k];
+        let d = self.mean.len();
+        let (mean, inv_std) = (&self.mean[..], &self.inv_std[..]);
+        let row = |o: &mut [f32], r: &[f32]| {
+            for (((o, &v), &m), &s) in o.iter_mut().zip(r).zip(mean).zip(inv_std) {
+                *o = (v - m) * s;
+            }
+        };
+        match (out.as_slice_mut(), x.as_slice()) {
+            // Element-wise, so the row blocks run in parallel with the same results.
+            (Some(o), Some(xs)) if d > 0 => {
+                o.par_chunks_mut(STANDARDIZE_ROWS * d)
+                    .zip(xs.par_chunks(STANDARDIZE_ROWS * d))
+                    .for_each(|(o, xs)| {
+                        for (o, r) in o.chunks_exact_mut(d).zip(xs.chunks_exact(d)) {
+                            row(o, r);
+                        }
+                    });
+            }
+            _ => {
+                for (mut o, r) in out.rows_mut().into_iter().zip(x.rows()) {
+                    for (k, (o, &v)) in o.iter_mut().zip(r.iter()).enumerate() {
+                        *o = (v - self.mean[k]) * self.inv_std[k];
+                    }
+                }
             }
         }
     }
@@ -199,6 +224,25 @@ mod tests {
             .describe()
             .ends_with("input_norm(mean=[2.0000e0, 0.0000e0], std=[5.0000e-1, 1.0000e1])"));
         assert_eq!(s.parameters().len(), plain.parameters().len());
+    }
+
+    #[test]
+    fn rows_are_standardised_alike_in_parallel_blocks_and_any_layout() {
+        // Several parallel blocks and a partial one, from a row-major and a column-major x.
+        let rows = 2 * STANDARDIZE_ROWS + 7;
+        let x = Array2::from_shape_fn((rows, 2), |(i, j)| {
+            ((i * 7 + j * 3) as f32 * 0.37).sin() * 5.0
+        });
+        let s = Standardized::new(Box::new(mlp()), vec![0.25, -1.0], vec![2.0, 0.3]).unwrap();
+        let want =
+            Array2::from_shape_fn((rows, 2), |(i, j)| (x[[i, j]] - s.mean[j]) * s.inv_std[j]);
+        let column_major = x.t().as_standard_layout().into_owned().reversed_axes();
+        assert!(column_major.as_slice().is_none());
+        for input in [x.view(), column_major.view()] {
+            let mut out = Array2::zeros((0, 0));
+            s.standardize_into(input, &mut out);
+            assert_eq!(out, want);
+        }
     }
 
     #[test]

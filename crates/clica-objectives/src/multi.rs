@@ -53,6 +53,10 @@
 use crate::{positive_finite, Real};
 use clica_core::{Error, Result};
 use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+/// Rows per parallel task of [`ExtraPositives::add_loss_and_grad`].
+const ROWS: usize = 256;
 
 /// The pair term `c(h, h̃)` of a loss's alignment part (what one positive pair contributes).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,7 +218,11 @@ impl ExtraPositives {
             extra.dim(),
             "ExtraPositives: grad_extra's shape"
         );
-        grad_extra.fill(F::zero());
+        if d == 0 {
+            // Every pair term of an empty row is 0.
+            grad_extra.fill(F::zero());
+            return F::zero();
+        }
         let inv_b = 1.0 / b as f64;
         let inv_m = 1.0 / m as f64;
         // Row-wise: each anchor's correction touches its own rows only. Contiguous rows are
@@ -224,46 +232,67 @@ impl ExtraPositives {
             first.as_standard_layout(),
             extra.as_standard_layout(),
         );
-        let mut total = 0.0f64;
-        let mut gh_row = vec![F::zero(); d];
-        let mut gt_row = vec![F::zero(); d];
-        for i in 0..b {
-            let hi = h.row(i);
-            let hi = hi.as_slice().expect("standard layout");
-            gh_row.fill(F::zero());
-            // The first positive: (1/M − 1)·c.
-            let f = first.row(i);
-            let f = f.as_slice().expect("standard layout");
-            total += (inv_m - 1.0) * self.term.value(hi, f);
-            gt_row.fill(F::zero());
-            self.term
-                .add_grad(hi, f, (inv_m - 1.0) * inv_b, &mut gh_row, &mut gt_row);
-            grad_first
-                .row_mut(i)
-                .iter_mut()
-                .zip(&gt_row)
-                .for_each(|(g, &v)| *g = *g + v);
-            // The others: (1/M)·c each.
-            for k in 0..m - 1 {
-                let r = k * b + i;
-                let e = extra.row(r);
-                let e = e.as_slice().expect("standard layout");
-                total += inv_m * self.term.value(hi, e);
-                gt_row.fill(F::zero());
-                self.term
-                    .add_grad(hi, e, inv_m * inv_b, &mut gh_row, &mut gt_row);
-                grad_extra
-                    .row_mut(r)
-                    .iter_mut()
-                    .zip(&gt_row)
-                    .for_each(|(g, &v)| *g = v);
-            }
-            grad_h
-                .row_mut(i)
-                .iter_mut()
-                .zip(&gh_row)
-                .for_each(|(g, &v)| *g = *g + v);
+        let (hs, fs, es) = (
+            h.as_slice().expect("standard layout"),
+            first.as_slice().expect("standard layout"),
+            extra.as_slice().expect("standard layout"),
+        );
+        fn rows_of<'a, F: Sync>(a: &'a [F], d: usize) -> impl Fn(usize) -> &'a [F] + Sync {
+            move |i| &a[i * d..(i + 1) * d]
         }
+        let (hrow, frow, erow) = (rows_of(hs, d), rows_of(fs, d), rows_of(es, d));
+        // Anchors in parallel blocks: each one's weighted terms (first positive, then the
+        // others; summed below in anchor order), its gradient and its first positive's.
+        let mut terms = vec![0.0f64; b * m];
+        let mut gh = vec![F::zero(); b * d];
+        let mut gf = vec![F::zero(); b * d];
+        gh.par_chunks_mut(ROWS * d)
+            .zip(gf.par_chunks_mut(ROWS * d))
+            .zip(terms.par_chunks_mut(ROWS * m))
+            .enumerate()
+            .for_each(|(blk, ((gh, gf), terms))| {
+                let mut unused = vec![F::zero(); d];
+                for (r, ((gh, gf), t)) in gh
+                    .chunks_exact_mut(d)
+                    .zip(gf.chunks_exact_mut(d))
+                    .zip(terms.chunks_exact_mut(m))
+                    .enumerate()
+                {
+                    let i = blk * ROWS + r;
+                    let (hi, f) = (hrow(i), frow(i));
+                    // The first positive: (1/M − 1)·c.
+                    t[0] = (inv_m - 1.0) * self.term.value(hi, f);
+                    self.term.add_grad(hi, f, (inv_m - 1.0) * inv_b, gh, gf);
+                    // The others: (1/M)·c each.
+                    for k in 0..m - 1 {
+                        let e = erow(k * b + i);
+                        t[k + 1] = inv_m * self.term.value(hi, e);
+                        unused.fill(F::zero());
+                        self.term.add_grad(hi, e, inv_m * inv_b, gh, &mut unused);
+                    }
+                }
+            });
+        // The other positives' gradient rows (row k·B + i: positive k + 2 of anchor i).
+        let mut ge = vec![F::zero(); (m - 1) * b * d];
+        ge.par_chunks_mut(ROWS * d)
+            .enumerate()
+            .for_each(|(blk, ge)| {
+                let mut unused = vec![F::zero(); d];
+                for (r, ge) in ge.chunks_exact_mut(d).enumerate() {
+                    let at = blk * ROWS + r;
+                    unused.fill(F::zero());
+                    self.term
+                        .add_grad(hrow(at % b), erow(at), inv_m * inv_b, &mut unused, ge);
+                }
+            });
+        let view = |v: Vec<F>| {
+            let rows = v.len() / d;
+            ndarray::Array2::from_shape_vec((rows, d), v).expect("buffer matches its rows")
+        };
+        grad_h.zip_mut_with(&view(gh), |g, &v| *g = *g + v);
+        grad_first.zip_mut_with(&view(gf), |g, &v| *g = *g + v);
+        grad_extra.assign(&view(ge));
+        let total = terms.iter().fold(0.0f64, |acc, &t| acc + t);
         F::from_f64(total * inv_b)
     }
 }
@@ -357,6 +386,59 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn parallel_row_blocks_give_the_bits_of_one_anchor_at_a_time() {
+        // Several blocks of ROWS anchors and a partial one, against the anchor-by-anchor
+        // order of operations written out here.
+        let (b, d, m) = (2 * ROWS + 9, 3, 3);
+        let h = data(b, d, 7).mapv(|v| v as f32);
+        let all = data(m * b, d, 8).mapv(|v| v as f32);
+        for term in [
+            PairTerm::Dot { tau: 0.3 },
+            PairTerm::Lp { p: 1.0, tau: 0.3 },
+        ] {
+            let extra = ExtraPositives::new(term, m).unwrap();
+            let (first, others) = all.view().split_at(Axis(0), b);
+            let start = |rows: usize| Array2::from_elem((rows, d), 0.25f32);
+            let (mut gh, mut gf, mut ge) = (start(b), start(b), start((m - 1) * b));
+            let v = extra.add_loss_and_grad(
+                h.view(),
+                first,
+                others,
+                gh.view_mut(),
+                gf.view_mut(),
+                ge.view_mut(),
+            );
+            let (mut wh, mut wf, mut we) = (start(b), start(b), start((m - 1) * b));
+            let (inv_b, inv_m) = (1.0 / b as f64, 1.0 / m as f64);
+            let mut total = 0.0f64;
+            for i in 0..b {
+                let hi = h.row(i).to_vec();
+                let (mut gh_row, mut gt_row) = (vec![0.0f32; d], vec![0.0f32; d]);
+                let f = first.row(i).to_vec();
+                total += (inv_m - 1.0) * term.value(&hi, &f);
+                term.add_grad(&hi, &f, (inv_m - 1.0) * inv_b, &mut gh_row, &mut gt_row);
+                for j in 0..d {
+                    wf[(i, j)] += gt_row[j];
+                }
+                for k in 0..m - 1 {
+                    let e = others.row(k * b + i).to_vec();
+                    total += inv_m * term.value(&hi, &e);
+                    gt_row.fill(0.0);
+                    term.add_grad(&hi, &e, inv_m * inv_b, &mut gh_row, &mut gt_row);
+                    for j in 0..d {
+                        we[(k * b + i, j)] = gt_row[j];
+                    }
+                }
+                for j in 0..d {
+                    wh[(i, j)] += gh_row[j];
+                }
+            }
+            assert_eq!(v.to_bits(), ((total * inv_b) as f32).to_bits());
+            assert_eq!((gh, gf, ge), (wh, wf, we));
         }
     }
 

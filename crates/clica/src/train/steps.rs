@@ -346,6 +346,18 @@ impl<'a> Loop<'a> {
 }
 
 fn first_non_finite<T: Copy + Into<f64>>(a: ArrayView2<'_, T>) -> Option<(usize, usize)> {
+    // Every step checks the output gradient: a branch-free pass over a contiguous array
+    // (which the compiler vectorises) answers the common case, and only a non-finite entry
+    // pays for the indexed search.
+    if let Some(s) = a.as_slice() {
+        let bad = s.chunks(1024).any(|c| {
+            c.iter()
+                .fold(false, |bad, v| bad | !(*v).into().is_finite())
+        });
+        if !bad {
+            return None;
+        }
+    }
     a.indexed_iter()
         .find(|(_, v)| !(**v).into().is_finite())
         .map(|(i, _)| i)
