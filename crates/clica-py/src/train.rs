@@ -35,12 +35,14 @@ fn run_interruptible<T: Send>(
     let (result, raised) = py.detach(|| {
         std::thread::scope(|s| {
             let worker = s.spawn(|| {
-                let mut observer: Box<dyn Observer> = if progress {
-                    Box::new(Progress::default())
-                } else {
-                    Box::new(Silent)
-                };
-                work(&options, observer.as_mut())
+                clica::in_pool(|| {
+                    let mut observer: Box<dyn Observer> = if progress {
+                        Box::new(Progress::default())
+                    } else {
+                        Box::new(Silent)
+                    };
+                    work(&options, observer.as_mut())
+                })
             });
             let mut raised: Option<PyErr> = None;
             while !worker.is_finished() {

@@ -2,23 +2,10 @@
 
 use std::process::ExitCode;
 
-/// Stack of the pool's threads, which run the whole command: the main thread's usual 8 MiB.
-const STACK_BYTES: usize = 8 << 20;
-
 fn main() -> ExitCode {
-    // The command runs on a worker of the rayon pool (as many threads as RAYON_NUM_THREADS
-    // or the CPUs, as before): the serial parts of a training step then start each parallel
-    // region from inside the pool instead of waking it from outside and waiting for it. A
-    // fast-protocol run switches context a quarter as often and its step is 0.4–0.9 ms
-    // shorter (docs/performance.md). Results do not depend on it.
+    // On a worker of a rayon pool: see `clica::in_pool`.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let result = match rayon::ThreadPoolBuilder::new()
-        .stack_size(STACK_BYTES)
-        .build()
-    {
-        Ok(pool) => pool.install(move || clica::cli::run(args)),
-        Err(_) => clica::cli::run(args),
-    };
+    let result = clica::in_pool(move || clica::cli::run(args));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
