@@ -84,31 +84,26 @@ impl Standardized {
             *out = Array2::zeros(x.dim());
         }
         let d = self.mean.len();
+        if d == 0 {
+            return;
+        }
+        // Element-wise, so the row blocks run in parallel with the same results; a view that
+        // is not row-major is copied into row order first.
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let o = out
+            .as_slice_mut()
+            .expect("the buffer is always made by Array2::zeros");
         let (mean, inv_std) = (&self.mean[..], &self.inv_std[..]);
-        let row = |o: &mut [f32], r: &[f32]| {
-            for (((o, &v), &m), &s) in o.iter_mut().zip(r).zip(mean).zip(inv_std) {
-                *o = (v - m) * s;
-            }
-        };
-        match (out.as_slice_mut(), x.as_slice()) {
-            // Element-wise, so the row blocks run in parallel with the same results.
-            (Some(o), Some(xs)) if d > 0 => {
-                o.par_chunks_mut(STANDARDIZE_ROWS * d)
-                    .zip(xs.par_chunks(STANDARDIZE_ROWS * d))
-                    .for_each(|(o, xs)| {
-                        for (o, r) in o.chunks_exact_mut(d).zip(xs.chunks_exact(d)) {
-                            row(o, r);
-                        }
-                    });
-            }
-            _ => {
-                for (mut o, r) in out.rows_mut().into_iter().zip(x.rows()) {
-                    for (k, (o, &v)) in o.iter_mut().zip(r.iter()).enumerate() {
-                        *o = (v - self.mean[k]) * self.inv_std[k];
+        o.par_chunks_mut(STANDARDIZE_ROWS * d)
+            .zip(xs.par_chunks(STANDARDIZE_ROWS * d))
+            .for_each(|(o, xs)| {
+                for (o, r) in o.chunks_exact_mut(d).zip(xs.chunks_exact(d)) {
+                    for (((o, &v), &m), &s) in o.iter_mut().zip(r).zip(mean).zip(inv_std) {
+                        *o = (v - m) * s;
                     }
                 }
-            }
-        }
+            });
     }
 }
 
