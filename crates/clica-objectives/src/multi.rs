@@ -272,7 +272,9 @@ impl ExtraPositives {
                     }
                 }
             });
-        // The other positives' gradient rows (row k·B + i: positive k + 2 of anchor i).
+        // The other positives' gradient rows (row k·B + i: positive k + 2 of anchor i), in a
+        // pass of their own: they lie B rows apart, so the anchor blocks above cannot own them.
+        // Each pass computes the pair's other half into `unused` (d values per pair).
         let mut ge = vec![F::zero(); (m - 1) * b * d];
         ge.par_chunks_mut(ROWS * d)
             .enumerate()
