@@ -63,4 +63,5 @@ def without_timings(summary: dict) -> dict:
     s = dict(summary)
     s.pop("train_seconds", None)
     s.pop("seconds_per_step", None)
+    s.pop("step_phases", None)
     return s

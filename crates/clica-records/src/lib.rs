@@ -314,6 +314,11 @@ pub struct Summary {
     /// Mean seconds per contrastive step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_per_step: Option<f64>,
+    /// Where the contrastive steps' wall-clock time went (absent in files written before it
+    /// was recorded, and when the invocation that finished the run did not run the
+    /// contrastive phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_phases: Option<StepPhases>,
     /// Worker threads the run computed with (rayon's pool; for a resumed run, the count of
     /// the invocation that finished it). Results are bit-identical for a fixed thread count
     /// on any CPU; another count changes the kernels' summation order. Absent in files
@@ -322,6 +327,29 @@ pub struct Summary {
     pub threads: Option<usize>,
     /// Versions of the software that wrote the file (today `clica`).
     pub versions: BTreeMap<String, String>,
+}
+
+/// Mean wall-clock milliseconds per contrastive step, by phase, over the `steps` steps that
+/// the invocation which finished the phase ran (for a resumed run, the steps after the
+/// resume). The phases add up to the time per step; they are timings, so they differ from
+/// run to run, unlike every score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepPhases {
+    /// Steps timed.
+    pub steps: u64,
+    /// Drawing the batch: latents, positives, the mixing and the input standardisation.
+    pub draw_ms: f64,
+    /// The encoder's forward pass.
+    pub forward_ms: f64,
+    /// The loss and its gradient with respect to the encoder's output, extra positives
+    /// included.
+    pub loss_ms: f64,
+    /// The encoder's backward pass.
+    pub backward_ms: f64,
+    /// The optimiser step, the weight average and the divergence checks.
+    pub update_ms: f64,
+    /// Scoring at log points and writing metrics and checkpoints.
+    pub logging_ms: f64,
 }
 
 /// A present-but-null number reads as `Some(NaN)`; an absent one as `None`.

@@ -695,6 +695,12 @@ fn train(a: &TrainArgs) -> Result<()> {
         id.mcc_pearson,
         out.display()
     );
+    if let Some(p) = &summary.step_phases {
+        eprintln!(
+            "time per step over {} steps: draw {:.2} ms, forward {:.2}, loss {:.2}, backward {:.2}, update {:.2}, logging {:.2}",
+            p.steps, p.draw_ms, p.forward_ms, p.loss_ms, p.backward_ms, p.update_ms, p.logging_ms
+        );
+    }
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

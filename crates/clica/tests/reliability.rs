@@ -119,6 +119,12 @@ fn sigkill_mid_training_then_resume_is_bit_identical() {
     let out = resume(&d, &[]);
     assert_ok(&out);
     assert_same_results(&d, reference());
+    // The step phases cover the steps this invocation ran.
+    let summary = json(&d.join("summary.json"));
+    assert_eq!(
+        summary["step_phases"]["steps"].as_u64(),
+        Some(4000 - ck.step)
+    );
 
     // Resuming a completed run is a no-op with a clear message.
     let out = resume(&d, &[]);
@@ -146,6 +152,9 @@ fn sigterm_writes_a_checkpoint_and_an_interrupted_summary_then_resume_completes(
     let out = resume(&d, &[]);
     assert_ok(&out);
     assert_same_results(&d, reference());
+    // This invocation ran no contrastive step, so it has no phases to report.
+    let summary = json(&d.join("summary.json"));
+    assert!(summary.get("step_phases").is_none(), "{summary}");
 }
 
 #[test]

@@ -88,6 +88,31 @@ fn contrastive_training_beats_the_identity_baseline_and_writes_results() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["steps"], 400);
+    // Where the steps' time went: every step timed, each phase a duration, the compute
+    // phases non-zero, and together no more than the training's wall time plus its last
+    // logging (`train_seconds` stops before the last step's scoring).
+    let p = s.step_phases.expect("step phases");
+    assert_eq!(p.steps, 400);
+    let phases = [
+        p.draw_ms,
+        p.forward_ms,
+        p.loss_ms,
+        p.backward_ms,
+        p.update_ms,
+        p.logging_ms,
+    ];
+    assert!(phases.iter().all(|v| v.is_finite() && *v >= 0.0), "{p:?}");
+    assert!(
+        p.forward_ms > 0.0 && p.loss_ms > 0.0 && p.backward_ms > 0.0,
+        "{p:?}"
+    );
+    let total_s = phases.iter().sum::<f64>() * 400.0 / 1e3;
+    let train_s = s.train_seconds.unwrap();
+    assert!(
+        total_s <= train_s + p.logging_ms * 400.0 / 1e3,
+        "{p:?} vs {train_s} s"
+    );
+    assert_eq!(summary["step_phases"]["steps"], 400);
     // The thread count the run computed with (its results depend on it).
     assert_eq!(
         summary["threads"].as_u64(),

@@ -28,7 +28,7 @@ mod progress;
 mod resume;
 mod steps;
 
-pub use clica_records::{FinalScores, LogPoint, MeanStd, Phase, Status, Summary};
+pub use clica_records::{FinalScores, LogPoint, MeanStd, Phase, Status, StepPhases, Summary};
 pub use progress::{Observer, Progress, Silent};
 pub use resume::resume;
 
@@ -334,6 +334,7 @@ fn execute(
             final_loss: contrastive.as_ref().map(|c| c.final_loss),
             train_seconds: contrastive.as_ref().map(|c| c.train_seconds),
             seconds_per_step: None,
+            step_phases: None,
             threads: Some(rayon::current_num_threads()),
             versions: versions(),
         };
@@ -397,6 +398,7 @@ fn run_phases(
 
     // Contrastive phase (unless the checkpoint is past it).
     let metrics_path = out.join("metrics.jsonl");
+    let mut step_phases = None;
     let (contrastive, metrics, mut last) =
         match resume.as_ref().filter(|c| c.phase != Phase::Contrastive) {
             Some(ck) => {
@@ -445,6 +447,7 @@ fn run_phases(
                     final_loss: lp.last_loss,
                     train_seconds: lp.elapsed_s,
                 };
+                step_phases = lp.phases.summary();
                 let points = lp.points.clone();
                 (c, points, Some(lp))
             }
@@ -516,6 +519,7 @@ fn run_phases(
         final_loss: Some(contrastive.final_loss),
         train_seconds: Some(contrastive.train_seconds),
         seconds_per_step: Some(contrastive.train_seconds / cfg.train.steps as f64),
+        step_phases,
         threads: Some(rayon::current_num_threads()),
         versions: versions(),
     };

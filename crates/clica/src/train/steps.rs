@@ -10,7 +10,7 @@ use clica_core::{ClicaRng, Metric, NamedTensor, PairSource, TrainableEncoder};
 use clica_eval::{Correlation, MccMetric, R2HeldOut, R2InSample};
 use clica_objectives::{ContrastiveLoss, ExtraPositives};
 use clica_optim::Adam;
-use clica_records::{FinalScores, LogPoint, MeanStd, PerLatent};
+use clica_records::{FinalScores, LogPoint, MeanStd, PerLatent, StepPhases};
 use ndarray::{Array2, ArrayView2, Axis};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,6 +135,53 @@ pub(crate) struct Loop<'a> {
     pub metrics: PathBuf,
     /// The moving average of the weights the loop is scored with, if the run keeps one.
     pub ema: Option<Ema>,
+    /// Where this invocation's steps spent their time (not checkpointed).
+    pub phases: PhaseClock,
+}
+
+/// Wall-clock seconds of the steps a loop ran in this invocation, by phase: drawing the batch,
+/// the forward pass, the loss, the backward pass, the update (optimiser, weight average,
+/// divergence checks) and logging (scores, metrics, checkpoints).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PhaseClock {
+    steps: u64,
+    seconds: [f64; 6],
+}
+
+impl PhaseClock {
+    /// Adds one step, given the instants that start the draw, forward, loss, checks,
+    /// backward, update and logging phases and the one that ends the step.
+    fn add(&mut self, m: [Instant; 8]) {
+        let span = |a: usize, b: usize| (m[b] - m[a]).as_secs_f64();
+        let parts = [
+            span(0, 1),
+            span(1, 2),
+            span(2, 3),
+            span(4, 5),
+            span(3, 4) + span(5, 6),
+            span(6, 7),
+        ];
+        for (total, part) in self.seconds.iter_mut().zip(parts) {
+            *total += part;
+        }
+        self.steps += 1;
+    }
+
+    /// Mean milliseconds per step of each phase; `None` before the first step.
+    pub fn summary(&self) -> Option<StepPhases> {
+        (self.steps > 0).then(|| {
+            let ms = |i: usize| self.seconds[i] * 1e3 / self.steps as f64;
+            StepPhases {
+                steps: self.steps,
+                draw_ms: ms(0),
+                forward_ms: ms(1),
+                loss_ms: ms(2),
+                backward_ms: ms(3),
+                update_ms: ms(4),
+                logging_ms: ms(5),
+            }
+        })
+    }
 }
 
 impl<'a> Loop<'a> {
@@ -158,6 +205,7 @@ impl<'a> Loop<'a> {
             points: Vec::new(),
             metrics,
             ema: None,
+            phases: PhaseClock::default(),
         })
     }
 
@@ -211,6 +259,7 @@ impl<'a> Loop<'a> {
         let elapsed0 = self.elapsed_s;
         write_points(&self.metrics, &self.points)?;
         while self.step < steps {
+            let t_draw = Instant::now();
             let step = self.step + 1;
             let lr = cfg.train.lr_with_peak(peak, step, steps);
             match objective {
@@ -224,8 +273,10 @@ impl<'a> Loop<'a> {
                     source.draw_marginal(&mut self.data_rng, xb, zb);
                 }
             }
+            let t_forward = Instant::now();
             let h = self.encoder.forward_train(x.view());
             assert_eq!(h.dim(), grad.dim(), "encoder output shape");
+            let t_loss = Instant::now();
             let value = match objective {
                 Objective::Contrastive(kernel, extra) => {
                     let (h_a, h_rest) = h.split_at(Axis(0), b);
@@ -245,6 +296,7 @@ impl<'a> Loop<'a> {
                     clica_objectives::mse_and_grad(h, target.view(), grad.view_mut())
                 }
             };
+            let t_checks = Instant::now();
             let loss = f64::from(value);
             let diverged = |what: String| Error::Diverged { step, what };
             if !loss.is_finite() {
@@ -255,7 +307,9 @@ impl<'a> Loop<'a> {
                     "the output gradient (row {r}, column {c})"
                 )));
             }
+            let t_backward = Instant::now();
             self.encoder.backward(grad.view());
+            let t_update = Instant::now();
             if let Some((name, i)) = self.encoder.first_non_finite_gradient() {
                 return Err(diverged(format!(
                     "the gradient of parameter `{name}` (entry {i})"
@@ -268,6 +322,7 @@ impl<'a> Loop<'a> {
             if let Some(ema) = &mut self.ema {
                 ema.update(&self.encoder.parameters());
             }
+            let t_logging = Instant::now();
             self.step = step;
             self.last_loss = loss;
             self.elapsed_s = elapsed0 + start.elapsed().as_secs_f64();
@@ -287,6 +342,16 @@ impl<'a> Loop<'a> {
                     save(self)?;
                 }
             }
+            self.phases.add([
+                t_draw,
+                t_forward,
+                t_loss,
+                t_checks,
+                t_backward,
+                t_update,
+                t_logging,
+                Instant::now(),
+            ]);
         }
         save(self)?;
         Ok(Ended::Completed)

@@ -74,6 +74,7 @@ pub fn assert_same_results(a: &Path, b: &Path) {
         let o = v.as_object_mut().unwrap();
         o.remove("train_seconds");
         o.remove("seconds_per_step");
+        o.remove("step_phases");
         v
     };
     let (sa, sb) = (
