@@ -127,7 +127,11 @@ impl<F: Real, L: ContrastiveLoss<F>> ContrastiveLoss<F> for Grouped<L> {
 /// (and their negatives) and once as the positives, so every pair is used in both directions.
 ///
 /// This is the form of CLIP and of SimCLR's two-sided NT-Xent (without cross-view negatives).
-/// It costs the inner loss twice; the encoder passes are unchanged.
+/// It costs the inner loss twice; the encoder passes are unchanged. The two directions run
+/// side by side (`rayon::join`), so one direction's serial stretches and stragglers overlap
+/// the other's parallel work; each is computed exactly as alone, so the result does not
+/// depend on how they are scheduled. (The cached InfoNCE engine keeps a B²/2 buffer per
+/// worker thread, so here two of them can be live at once.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct Symmetric<L> {
     inner: L,
@@ -165,15 +169,19 @@ impl<F: Real, L: ContrastiveLoss<F>> ContrastiveLoss<F> for Symmetric<L> {
     ) -> F {
         crate::check_pair(h, h_tilde, 1);
         crate::check_grads(h, &grad_h, &grad_h_tilde);
-        let forward =
-            self.inner
-                .loss_and_grad(h, h_tilde, grad_h.view_mut(), grad_h_tilde.view_mut());
         // Reverse direction: h̃ are the anchors; its gradients land in swapped slots.
         let mut rev_t = Array2::<F>::zeros(h.dim());
         let mut rev_h = Array2::<F>::zeros(h.dim());
-        let backward = self
-            .inner
-            .loss_and_grad(h_tilde, h, rev_t.view_mut(), rev_h.view_mut());
+        let (forward, backward) = rayon::join(
+            || {
+                self.inner
+                    .loss_and_grad(h, h_tilde, grad_h.view_mut(), grad_h_tilde.view_mut())
+            },
+            || {
+                self.inner
+                    .loss_and_grad(h_tilde, h, rev_t.view_mut(), rev_h.view_mut())
+            },
+        );
         let half = F::from_f64(0.5);
         Zip::from(&mut grad_h)
             .and(&rev_h)

@@ -68,3 +68,29 @@ fn a_group_of_zero_rows_is_refused() {
     let err = Grouped::new(inner, 0).unwrap_err().to_string();
     assert!(err.contains("negatives"), "{err}");
 }
+
+#[test]
+fn symmetric_gives_the_bits_of_its_two_directions_computed_one_after_the_other() {
+    // The two directions run side by side; each must come out exactly as alone, for the
+    // cached engine's parallel passes too (B = 300, f32, several row blocks per thread).
+    let (h, ht) = inputs(25, "compose.symmetric.bits", 300, 10);
+    let (h, ht) = (h.mapv(|v| v as f32), ht.mapv(|v| v as f32));
+    let inner = SphereInfoNce::new(0.5, SelfTerm::Keep).unwrap();
+    let (vf, gf, tf) = with_grads(&inner, h.view(), ht.view());
+    let (vb, tb, gb) = with_grads(&inner, ht.view(), h.view());
+    let loss = Symmetric::new(inner);
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let (v, g, t) = pool.install(|| with_grads(&loss, h.view(), ht.view()));
+        assert_eq!(
+            v.to_bits(),
+            ((vf + vb) * 0.5).to_bits(),
+            "{threads} threads"
+        );
+        assert_eq!(g, (&gf + &gb).mapv(|x| x * 0.5), "{threads} threads");
+        assert_eq!(t, (&tf + &tb).mapv(|x| x * 0.5), "{threads} threads");
+    }
+}
