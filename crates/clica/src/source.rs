@@ -5,7 +5,7 @@ use crate::{Error, Result};
 use clica_core::{
     Fingerprint, Generator, LatentPrior, Mirror, Observations, PairSource, Reflection, Sample,
 };
-use ndarray::{Array2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::RngCore;
 use rayon::prelude::*;
 
@@ -106,32 +106,22 @@ impl LatentPairs {
     }
 
     /// Writes the block of latents `latents` (and, with antithetic anchors, their reflection
-    /// after them) into rows `start..` of `z`, and its observations into the same rows of `x`.
-    fn fill_block(
-        &self,
-        latents: &Array2<f64>,
-        start: usize,
-        mut x: ArrayViewMut2<'_, f32>,
-        mut z: ArrayViewMut2<'_, f64>,
-    ) {
+    /// after them) into rows `start..` of `z`.
+    fn put_block(&self, latents: &Array2<f64>, start: usize, mut z: ArrayViewMut2<'_, f64>) {
         let k = latents.nrows();
-        let block = match &self.anchor_reflection {
-            Some(r) => {
-                let mut full = Array2::zeros((2 * k, latents.ncols()));
-                full.slice_axis_mut(Axis(0), (..k).into()).assign(latents);
-                r.apply(latents.view(), full.slice_axis_mut(Axis(0), (k..).into()));
-                std::borrow::Cow::Owned(full)
-            }
-            None => std::borrow::Cow::Borrowed(latents),
-        };
-        let rows = (start..start + block.nrows()).into();
-        self.observe(&block, x.slice_axis_mut(Axis(0), rows));
-        z.slice_axis_mut(Axis(0), rows).assign(&*block);
+        z.slice_axis_mut(Axis(0), (start..start + k).into())
+            .assign(latents);
+        if let Some(r) = &self.anchor_reflection {
+            r.apply(
+                latents.view(),
+                z.slice_axis_mut(Axis(0), (start + k..start + 2 * k).into()),
+            );
+        }
     }
 
     /// x ← g(z) rounded to f32, in row blocks run in parallel: g maps each row on its own
     /// (a [`Generator`]'s contract), so the blocks give the same observations as one call.
-    fn observe(&self, z: &Array2<f64>, mut x: ArrayViewMut2<'_, f32>) {
+    fn observe(&self, z: ArrayView2<'_, f64>, mut x: ArrayViewMut2<'_, f32>) {
         let xs: Vec<_> = x.axis_chunks_iter_mut(Axis(0), OBSERVE_ROWS).collect();
         let zs: Vec<_> = z.axis_chunks_iter(Axis(0), OBSERVE_ROWS).collect();
         xs.into_par_iter()
@@ -173,7 +163,7 @@ impl PairSource for LatentPairs {
         &self,
         rng: &mut dyn RngCore,
         positives: usize,
-        mut x: ArrayViewMut2<'_, f32>,
+        x: ArrayViewMut2<'_, f32>,
         mut z: ArrayViewMut2<'_, f64>,
     ) {
         self.check(&x, &z);
@@ -212,9 +202,11 @@ impl PairSource for LatentPairs {
                     .prior
                     .sample_conditional(rng, anchors.view(), positive.view_mut()),
             }
-            self.fill_block(&positive, j * b, x.view_mut(), z.view_mut());
+            self.put_block(&positive, j * b, z.view_mut());
         }
-        self.fill_block(&anchors, 0, x.view_mut(), z.view_mut());
+        self.put_block(&anchors, 0, z.view_mut());
+        // All observations in one parallel pass (the latents above drew every random number).
+        self.observe(z.view(), x);
     }
 
     fn draw_marginal(
@@ -225,7 +217,7 @@ impl PairSource for LatentPairs {
     ) {
         self.check(&x, &z);
         let latents = self.prior.marginal(rng, z.nrows());
-        self.observe(&latents, x);
+        self.observe(latents.view(), x);
         z.assign(&latents);
     }
 
