@@ -74,7 +74,7 @@ pub use clica_core::{Error, Result};
 pub use compose::{Grouped, Symmetric};
 pub use infonce::{LpForm, LpInfoNce, SphereInfoNce};
 pub use mse::{mse, mse_and_grad};
-pub use multi::{ExtraPositives, PairTerm};
+pub use multi::{Correction, ExtraPositives, PairTerm};
 pub use real::Real;
 
 use ndarray::{ArrayView2, ArrayViewMut2};

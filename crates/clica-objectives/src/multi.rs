@@ -190,10 +190,26 @@ impl ExtraPositives {
         h: ArrayView2<'_, F>,
         first: ArrayView2<'_, F>,
         extra: ArrayView2<'_, F>,
-        mut grad_h: ArrayViewMut2<'_, F>,
-        mut grad_first: ArrayViewMut2<'_, F>,
-        mut grad_extra: ArrayViewMut2<'_, F>,
+        grad_h: ArrayViewMut2<'_, F>,
+        grad_first: ArrayViewMut2<'_, F>,
+        grad_extra: ArrayViewMut2<'_, F>,
     ) -> F {
+        self.correction(h, first, extra)
+            .add_into(grad_h, grad_first, grad_extra)
+    }
+
+    /// The correction of [`add_loss_and_grad`](Self::add_loss_and_grad), computed without the
+    /// wrapped loss's gradients, so that it can run beside the wrapped loss; its
+    /// [`Correction::add_into`] then gives exactly what `add_loss_and_grad` gives.
+    ///
+    /// # Panics
+    /// If the shapes do not match (hot-loop shape assertions).
+    pub fn correction<F: Real>(
+        &self,
+        h: ArrayView2<'_, F>,
+        first: ArrayView2<'_, F>,
+        extra: ArrayView2<'_, F>,
+    ) -> Correction<F> {
         let (b, d) = h.dim();
         let m = self.positives;
         assert!(b > 0, "ExtraPositives: empty batch");
@@ -207,21 +223,16 @@ impl ExtraPositives {
             ((m - 1) * b, d),
             "ExtraPositives: extra positives' shape"
         );
-        assert_eq!(grad_h.dim(), (b, d), "ExtraPositives: grad_h's shape");
-        assert_eq!(
-            grad_first.dim(),
-            (b, d),
-            "ExtraPositives: grad_first's shape"
-        );
-        assert_eq!(
-            grad_extra.dim(),
-            extra.dim(),
-            "ExtraPositives: grad_extra's shape"
-        );
         if d == 0 {
             // Every pair term of an empty row is 0.
-            grad_extra.fill(F::zero());
-            return F::zero();
+            return Correction {
+                d,
+                value: F::zero(),
+                gh: Vec::new(),
+                gf: Vec::new(),
+                ge: Vec::new(),
+                extra_rows: extra.nrows(),
+            };
         }
         let inv_b = 1.0 / b as f64;
         let inv_m = 1.0 / m as f64;
@@ -287,15 +298,69 @@ impl ExtraPositives {
                         .add_grad(hrow(at % b), erow(at), inv_m * inv_b, &mut unused, ge);
                 }
             });
+        let total = terms.iter().fold(0.0f64, |acc, &t| acc + t);
+        Correction {
+            d,
+            value: F::from_f64(total * inv_b),
+            gh,
+            gf,
+            ge,
+            extra_rows: extra.nrows(),
+        }
+    }
+}
+
+/// The extra positives' correction of one batch, computed by [`ExtraPositives::correction`]
+/// and not yet added to the wrapped loss's gradients.
+#[derive(Debug, Clone)]
+pub struct Correction<F> {
+    d: usize,
+    value: F,
+    /// Gradients with respect to the anchors and the first positives (B × d, row-major) and
+    /// the other positives ((M − 1)·B × d).
+    gh: Vec<F>,
+    gf: Vec<F>,
+    ge: Vec<F>,
+    extra_rows: usize,
+}
+
+impl<F: Real> Correction<F> {
+    /// Adds the correction's gradients to `grad_h` and `grad_first` (which hold the wrapped
+    /// loss's), writes `grad_extra` (overwritten) and returns the correction's loss term.
+    ///
+    /// # Panics
+    /// If the shapes are not those of the batch the correction was computed for.
+    pub fn add_into(
+        self,
+        mut grad_h: ArrayViewMut2<'_, F>,
+        mut grad_first: ArrayViewMut2<'_, F>,
+        mut grad_extra: ArrayViewMut2<'_, F>,
+    ) -> F {
+        let d = self.d;
+        let b = grad_h.nrows();
+        assert_eq!(grad_h.dim(), (b, d), "ExtraPositives: grad_h's shape");
+        assert_eq!(
+            grad_first.dim(),
+            (b, d),
+            "ExtraPositives: grad_first's shape"
+        );
+        assert_eq!(
+            grad_extra.dim(),
+            (self.extra_rows, d),
+            "ExtraPositives: grad_extra's shape"
+        );
+        if d == 0 {
+            return self.value;
+        }
+        assert_eq!(self.gh.len(), b * d, "ExtraPositives: grad_h's shape");
         let view = |v: Vec<F>| {
             let rows = v.len() / d;
             ndarray::Array2::from_shape_vec((rows, d), v).expect("buffer matches its rows")
         };
-        grad_h.zip_mut_with(&view(gh), |g, &v| *g = *g + v);
-        grad_first.zip_mut_with(&view(gf), |g, &v| *g = *g + v);
-        grad_extra.assign(&view(ge));
-        let total = terms.iter().fold(0.0f64, |acc, &t| acc + t);
-        F::from_f64(total * inv_b)
+        grad_h.zip_mut_with(&view(self.gh), |g, &v| *g = *g + v);
+        grad_first.zip_mut_with(&view(self.gf), |g, &v| *g = *g + v);
+        grad_extra.assign(&view(self.ge));
+        self.value
     }
 }
 

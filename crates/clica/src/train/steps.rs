@@ -284,11 +284,16 @@ impl<'a> Loop<'a> {
                     let (g_a, g_rest) = grad.view_mut().split_at(Axis(0), b);
                     let (g_p, g_extra) = g_rest.split_at(Axis(0), b);
                     let (mut g_a, mut g_p) = (g_a, g_p);
-                    let mut value = kernel.loss_and_grad(h_a, h_p, g_a.view_mut(), g_p.view_mut());
-                    if let Some(extra) = extra {
-                        value += extra.add_loss_and_grad(h_a, h_p, h_extra, g_a, g_p, g_extra);
+                    // The extra positives' correction does not need the loss's gradients
+                    // until it is added to them, so it runs beside the loss.
+                    let (value, correction) = rayon::join(
+                        || kernel.loss_and_grad(h_a, h_p, g_a.view_mut(), g_p.view_mut()),
+                        || extra.map(|e| e.correction(h_a, h_p, h_extra)),
+                    );
+                    match correction {
+                        Some(c) => value + c.add_into(g_a, g_p, g_extra),
+                        None => value,
                     }
-                    value
                 }
                 Objective::Supervised => {
                     // The loss is the mean MSE over both halves.
