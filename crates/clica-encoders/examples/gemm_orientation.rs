@@ -25,6 +25,12 @@
 //! ones at 84–102 and the four with a width of 10 as M or K at 61–76, which take 0.55–0.59 ms
 //! of 6.9–7.1: at faer's 100-wide rate about 0.15 ms less, what a GEMM of clica's own could
 //! at best save there.
+//!
+//! The third part: faer's product against a plain chain of fused multiply-adds over k in
+//! order (what a layer fused with its bias and LeakyReLU would compute), and the cost of the
+//! separate bias + LeakyReLU pass that such a fused layer would remove. Measured on
+//! 2026-12-07 (docs/performance.md): the same bits for the three layer shapes, and the pass
+//! about 0.085 ms per 100-wide layer and chunk.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
@@ -96,6 +102,79 @@ fn main() {
     };
     orientations();
     fast_step(rows);
+    fused_layer(rows);
+}
+
+/// What a layer fused with its bias and LeakyReLU would have to reproduce and could save:
+/// whether faer's product equals a plain chain of fused multiply-adds in k order (so a fused
+/// kernel could keep the bits), and what the separate bias + LeakyReLU pass costs.
+fn fused_layer(rows: usize) {
+    println!(
+        "one layer, {rows} rows: faer's bits against an FMA chain in k order, and the bias pass"
+    );
+    for (din, dout) in [(10, 100), (100, 100), (100, 10)] {
+        // Row-major, as the native backend stores activations and weights.
+        let x: Vec<f32> = (0..rows * din)
+            .map(|e| (((e / din * 7919 + e % din * 104_729) % 1000) as f32 - 500.0) * 1.37e-3)
+            .collect();
+        let w: Vec<f32> = (0..dout * din)
+            .map(|e| (((e / din * 31 + e % din * 17) % 101) as f32 - 50.0) * 2.1e-3)
+            .collect();
+        let bias: Vec<f32> = (0..dout).map(|j| (j as f32 - 50.0) * 1e-3).collect();
+        let mut z = vec![0f32; rows * dout];
+        // The native backend's call: a row-major Z = X·Wᵀ (faer sees M = the width).
+        let mut zs = vec![0f32; rows * dout];
+        let product = |zs: &mut [f32]| {
+            matmul(
+                faer::MatMut::from_row_major_slice_mut(zs, rows, dout),
+                Accum::Replace,
+                faer::MatRef::from_row_major_slice(&x, rows, din),
+                faer::MatRef::from_row_major_slice(&w, dout, din).transpose(),
+                1.0,
+                Par::Seq,
+            );
+            clica_core::simd::clear_upper_state();
+        };
+        product(&mut zs);
+        for i in 0..rows {
+            for j in 0..dout {
+                let mut acc = 0.0f32;
+                for k in 0..din {
+                    acc = x[i * din + k].mul_add(w[j * din + k], acc);
+                }
+                z[i * dout + j] = acc;
+            }
+        }
+        let differ = (0..rows * dout)
+            .filter(|&e| zs[e].to_bits() != z[e].to_bits())
+            .count();
+        let best = |f: &mut dyn FnMut()| {
+            (0..50)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let gemm = best(&mut || product(&mut zs));
+        let with_bias = best(&mut || {
+            product(&mut zs);
+            for row in zs.chunks_exact_mut(dout) {
+                for (v, &b) in row.iter_mut().zip(&bias) {
+                    let t = *v + b;
+                    *v = if t > 0.0 { t } else { t * 0.01 };
+                }
+            }
+        });
+        println!(
+            "{din:3} -> {dout:3}: {differ} of {} elements differ from the FMA chain; \
+             product {:.3} ms, with the bias + LeakyReLU pass {:.3} ms",
+            rows * dout,
+            gemm * 1e3,
+            with_bias * 1e3
+        );
+    }
 }
 
 /// Every GEMM of one chunk of the fast protocol's step, in the native backend's orientation.

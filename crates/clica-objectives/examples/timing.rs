@@ -7,7 +7,9 @@
 //! `/proc/self/task/*/schedstat`), which other processes competing for the cores inflate less.
 
 use clica_core::RunSeed;
-use clica_objectives::{AlignUniform, ContrastiveLoss, LpForm, LpInfoNce, SelfTerm, SphereInfoNce};
+use clica_objectives::{
+    AlignUniform, ContrastiveLoss, LpForm, LpInfoNce, SelfTerm, SphereInfoNce, Symmetric,
+};
 use ndarray::Array2;
 use rand::Rng;
 use std::time::Instant;
@@ -47,6 +49,10 @@ fn main() {
         Box::new(LpInfoNce::new(2, 1.0, LpForm::SimClr, SelfTerm::Keep).unwrap()),
         Box::new(LpInfoNce::new(3, 1.0, LpForm::SimClr, SelfTerm::Keep).unwrap()),
         Box::new(AlignUniform::default()),
+        // The fast protocol's loss: both directions, run side by side.
+        Box::new(Symmetric::new(
+            SphereInfoNce::new(1.0, SelfTerm::Keep).unwrap(),
+        )),
     ];
     println!(
         "rayon threads: {}, d = {d}, f32; ms: min wall (CPU per call) of loss_and_grad | loss",
