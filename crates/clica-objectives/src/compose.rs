@@ -130,8 +130,8 @@ impl<F: Real, L: ContrastiveLoss<F>> ContrastiveLoss<F> for Grouped<L> {
 /// It costs the inner loss twice; the encoder passes are unchanged. The two directions run
 /// side by side (`rayon::join`), so one direction's serial stretches and stragglers overlap
 /// the other's parallel work; each is computed exactly as alone, so the result does not
-/// depend on how they are scheduled. (The cached InfoNCE engine keeps a B²/2 buffer per
-/// worker thread, so here two of them can be live at once.)
+/// depend on how they are scheduled. (Two of the cached InfoNCE engine's B²/2 buffers are
+/// then live at once; the engine keeps two between calls.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct Symmetric<L> {
     inner: L,

@@ -9,7 +9,8 @@
 //! gradient coefficient of pass 2 is c_kj = E_kj·(1/Z_k + 1/Z_j).
 //!
 //! Storage is the upper triangle in 32×32 tiles: row block I keeps the columns from 32·I on
-//! (its diagonal tile whole), about B²/2 floats, reused between calls on the calling thread.
+//! (its diagonal tile whole), about B²/2 floats, kept between calls in a process-wide pool of
+//! two buffers.
 //!
 //! * Pass A (rayon over row blocks): logits and exponentials of the stored tiles, each row's
 //!   sum over its stored columns and each later tile's column sums.
@@ -35,7 +36,7 @@ use super::{
 use crate::Real;
 use rayon::prelude::*;
 use std::any::Any;
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 /// Rows per block and the width of a tile (one lane group).
 const TILE: usize = LANES;
@@ -593,34 +594,69 @@ fn floor<F: Real>() -> F {
     }
 }
 
-thread_local! {
-    static POOL32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static POOL64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+/// Buffers kept between calls, per element type, for the whole process: two, so that the
+/// symmetric loss (whose directions run side by side, each on whichever worker takes it) finds
+/// both of its buffers again, while no worker keeps one of its own (B²/2 values each: 75 MB
+/// at B = 6,144 in f32).
+const POOLED: usize = 2;
+
+/// Up to [`POOLED`] buffers, the largest kept.
+struct Pool<T>(Mutex<Vec<Vec<T>>>);
+
+impl<T> Pool<T> {
+    const fn new() -> Self {
+        Pool(Mutex::new(Vec::new()))
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<Vec<T>>> {
+        // The lock guards two pushes and pops; a panic cannot leave it half done.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The largest kept buffer (empty when none is kept).
+    fn take(&self) -> Vec<T> {
+        let mut kept = self.kept();
+        let largest = (0..kept.len()).max_by_key(|&i| kept[i].capacity());
+        largest.map(|i| kept.swap_remove(i)).unwrap_or_default()
+    }
+
+    /// Keeps `buf` if fewer than [`POOLED`] are kept or it is larger than the smallest kept.
+    fn give(&self, buf: Vec<T>) {
+        let mut kept = self.kept();
+        if kept.len() < POOLED {
+            kept.push(buf);
+        } else if let Some(i) = (0..kept.len()).min_by_key(|&i| kept[i].capacity()) {
+            if kept[i].capacity() < buf.capacity() {
+                kept[i] = buf;
+            }
+        }
+    }
 }
 
-/// A buffer of `n` elements (contents unspecified), reusing this thread's last one.
+static POOL32: Pool<f32> = Pool::new();
+static POOL64: Pool<f64> = Pool::new();
+
+/// A buffer of `n` elements (contents unspecified), reusing a kept one.
 fn take_buffer<F: Real>(n: usize) -> Vec<F> {
     let mut out: Vec<F> = Vec::new();
     let any = &mut out as &mut dyn Any;
     if let Some(v) = any.downcast_mut::<Vec<f32>>() {
-        *v = POOL32.with(|p| p.take());
+        *v = POOL32.take();
     } else if let Some(v) = any.downcast_mut::<Vec<f64>>() {
-        *v = POOL64.with(|p| p.take());
+        *v = POOL64.take();
     }
     out.resize(n, F::zero());
     out
 }
 
-/// Returns a buffer from [`take_buffer`] to this thread's pool.
+/// Returns a buffer from [`take_buffer`] to the pool.
 fn give_back<F: Real>(buf: Vec<F>) {
     let mut buf = Some(buf);
     let any = &mut buf as &mut dyn Any;
     if let Some(v) = any.downcast_mut::<Option<Vec<f32>>>() {
-        let v = v.take().expect("set above");
-        POOL32.with(|p| *p.borrow_mut() = v);
+        POOL32.give(v.take().expect("set above"));
     } else if let Some(v) = any.downcast_mut::<Option<Vec<f64>>>() {
-        let v = v.take().expect("set above");
-        POOL64.with(|p| *p.borrow_mut() = v);
+        POOL64.give(v.take().expect("set above"));
     }
 }
 
@@ -979,14 +1015,19 @@ mod tests {
 
     #[test]
     fn the_buffer_pool_is_reused_and_sized() {
-        let a = take_buffer::<f32>(1000);
-        assert_eq!(a.len(), 1000);
-        let cap = a.capacity();
-        give_back(a);
-        let b = take_buffer::<f32>(10);
-        assert_eq!((b.len(), b.capacity()), (10, cap));
-        give_back(b);
-        // The f64 pool is separate.
+        // A pool of its own (the process-wide ones are shared with the tests running beside).
+        let pool = Pool::<f32>::new();
+        assert_eq!(pool.take().capacity(), 0);
+        pool.give(Vec::with_capacity(1000));
+        assert_eq!(pool.take().capacity(), 1000);
+        // At most two are kept, the largest; the largest comes back first.
+        for cap in [10, 3000, 2000] {
+            pool.give(Vec::with_capacity(cap));
+        }
+        let caps: Vec<usize> = (0..3).map(|_| pool.take().capacity()).collect();
+        assert_eq!(caps, [3000, 2000, 0]);
+        // The shared pools hand out buffers of the asked length.
+        assert_eq!(take_buffer::<f32>(1000).len(), 1000);
         assert_eq!(take_buffer::<f64>(3).len(), 3);
     }
 }
