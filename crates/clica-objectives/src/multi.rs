@@ -52,7 +52,7 @@
 
 use crate::{positive_finite, Real};
 use clica_core::{Error, Result};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 /// Rows per parallel task of [`ExtraPositives::add_loss_and_grad`].
@@ -226,12 +226,10 @@ impl ExtraPositives {
         if d == 0 {
             // Every pair term of an empty row is 0.
             return Correction {
-                d,
                 value: F::zero(),
-                gh: Vec::new(),
-                gf: Vec::new(),
-                ge: Vec::new(),
-                extra_rows: extra.nrows(),
+                gh: Array2::zeros((b, d)),
+                gf: Array2::zeros((b, d)),
+                ge: Array2::zeros(extra.dim()),
             };
         }
         let inv_b = 1.0 / b as f64;
@@ -299,13 +297,15 @@ impl ExtraPositives {
                 }
             });
         let total = terms.iter().fold(0.0f64, |acc, &t| acc + t);
+        let rows = |v: Vec<F>| {
+            let n = v.len() / d;
+            Array2::from_shape_vec((n, d), v).expect("buffer matches its rows")
+        };
         Correction {
-            d,
             value: F::from_f64(total * inv_b),
-            gh,
-            gf,
-            ge,
-            extra_rows: extra.nrows(),
+            gh: rows(gh),
+            gf: rows(gf),
+            ge: rows(ge),
         }
     }
 }
@@ -314,14 +314,12 @@ impl ExtraPositives {
 /// and not yet added to the wrapped loss's gradients.
 #[derive(Debug, Clone)]
 pub struct Correction<F> {
-    d: usize,
     value: F,
-    /// Gradients with respect to the anchors and the first positives (B × d, row-major) and
-    /// the other positives ((M − 1)·B × d).
-    gh: Vec<F>,
-    gf: Vec<F>,
-    ge: Vec<F>,
-    extra_rows: usize,
+    /// Gradients with respect to the anchors and the first positives (B × d) and the other
+    /// positives ((M − 1)·B × d).
+    gh: Array2<F>,
+    gf: Array2<F>,
+    ge: Array2<F>,
 }
 
 impl<F: Real> Correction<F> {
@@ -336,30 +334,24 @@ impl<F: Real> Correction<F> {
         mut grad_first: ArrayViewMut2<'_, F>,
         mut grad_extra: ArrayViewMut2<'_, F>,
     ) -> F {
-        let d = self.d;
-        let b = grad_h.nrows();
-        assert_eq!(grad_h.dim(), (b, d), "ExtraPositives: grad_h's shape");
+        assert_eq!(
+            grad_h.dim(),
+            self.gh.dim(),
+            "ExtraPositives: grad_h's shape"
+        );
         assert_eq!(
             grad_first.dim(),
-            (b, d),
+            self.gf.dim(),
             "ExtraPositives: grad_first's shape"
         );
         assert_eq!(
             grad_extra.dim(),
-            (self.extra_rows, d),
+            self.ge.dim(),
             "ExtraPositives: grad_extra's shape"
         );
-        if d == 0 {
-            return self.value;
-        }
-        assert_eq!(self.gh.len(), b * d, "ExtraPositives: grad_h's shape");
-        let view = |v: Vec<F>| {
-            let rows = v.len() / d;
-            ndarray::Array2::from_shape_vec((rows, d), v).expect("buffer matches its rows")
-        };
-        grad_h.zip_mut_with(&view(self.gh), |g, &v| *g = *g + v);
-        grad_first.zip_mut_with(&view(self.gf), |g, &v| *g = *g + v);
-        grad_extra.assign(&view(self.ge));
+        grad_h.zip_mut_with(&self.gh, |g, &v| *g = *g + v);
+        grad_first.zip_mut_with(&self.gf, |g, &v| *g = *g + v);
+        grad_extra.assign(&self.ge);
         self.value
     }
 }
