@@ -33,7 +33,7 @@
 //! about 0.085 ms per 100-wide layer and chunk.
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par};
+use faer::{Accum, Mat, MatRef, Par};
 use std::time::Instant;
 
 /// GFLOP/s of the fastest of `reps` products (m × k)·(k × n).
@@ -57,32 +57,27 @@ fn rate(m: usize, n: usize, k: usize, reps: usize) -> f64 {
     2.0 * (m * n * k) as f64 / best / 1e9
 }
 
+/// A layer's input X (rows × din) and weights W (dout × din), row-major as the native backend
+/// stores them, with values spread over both signs.
+fn layer_inputs(rows: usize, din: usize, dout: usize) -> (Vec<f32>, Vec<f32>) {
+    let x = (0..rows * din)
+        .map(|e| (((e / din * 7919 + e % din * 104_729) % 1000) as f32 - 500.0) * 1.37e-3)
+        .collect();
+    let w = (0..dout * din)
+        .map(|e| (((e / din * 31 + e % din * 17) % 101) as f32 - 50.0) * 2.1e-3)
+        .collect();
+    (x, w)
+}
+
 /// Elements of Z = X·Wᵀ whose bits differ between the two orientations.
 fn differing_bits(rows: usize, din: usize, dout: usize) -> usize {
-    let x = Mat::<f32>::from_fn(rows, din, |i, j| {
-        (((i * 7919 + j * 104_729) % 1000) as f32 - 500.0) * 1.37e-3
-    });
-    let w = Mat::<f32>::from_fn(dout, din, |i, j| {
-        (((i * 31 + j * 17) % 101) as f32 - 50.0) * 2.1e-3
-    });
+    let (x, w) = layer_inputs(rows, din, dout);
+    let x = MatRef::from_row_major_slice(&x, rows, din);
+    let w = MatRef::from_row_major_slice(&w, dout, din);
     let mut zt = Mat::<f32>::zeros(dout, rows);
-    matmul(
-        zt.as_mut(),
-        Accum::Replace,
-        w.as_ref(),
-        x.transpose(),
-        1.0,
-        Par::Seq,
-    );
+    matmul(zt.as_mut(), Accum::Replace, w, x.transpose(), 1.0, Par::Seq);
     let mut z = Mat::<f32>::zeros(rows, dout);
-    matmul(
-        z.as_mut(),
-        Accum::Replace,
-        x.as_ref(),
-        w.transpose(),
-        1.0,
-        Par::Seq,
-    );
+    matmul(z.as_mut(), Accum::Replace, x, w.transpose(), 1.0, Par::Seq);
     (0..rows)
         .flat_map(|i| (0..dout).map(move |j| (i, j)))
         .filter(|&(i, j)| z[(i, j)].to_bits() != zt[(j, i)].to_bits())
@@ -113,13 +108,7 @@ fn fused_layer(rows: usize) {
         "one layer, {rows} rows: faer's bits against an FMA chain in k order, and the bias pass"
     );
     for (din, dout) in [(10, 100), (100, 100), (100, 10)] {
-        // Row-major, as the native backend stores activations and weights.
-        let x: Vec<f32> = (0..rows * din)
-            .map(|e| (((e / din * 7919 + e % din * 104_729) % 1000) as f32 - 500.0) * 1.37e-3)
-            .collect();
-        let w: Vec<f32> = (0..dout * din)
-            .map(|e| (((e / din * 31 + e % din * 17) % 101) as f32 - 50.0) * 2.1e-3)
-            .collect();
+        let (x, w) = layer_inputs(rows, din, dout);
         let bias: Vec<f32> = (0..dout).map(|j| (j as f32 - 50.0) * 1e-3).collect();
         let mut z = vec![0f32; rows * dout];
         // The native backend's call: a row-major Z = X·Wᵀ (faer sees M = the width).
